@@ -1,0 +1,1 @@
+"""Deus Plastic Surgery's SMAS Mini Lift assistant for Telegram."""

@@ -1,0 +1,147 @@
+"""Command line: ``python -m bot [ask|chat|faq check|eval]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bot.knowledge_files import KnowledgeError, load_knowledge, read_knowledge
+
+
+def _build_dialogue(faq_path: str | None):  # noqa: ANN202 - imported lazily to keep `faq check` light
+    from bot.core.dialogue import Dialogue
+
+    return Dialogue(load_knowledge(faq_path))
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from bot.console import render_reply
+    from bot.core.dialogue import PatientText, SessionState
+
+    dialogue = _build_dialogue(args.faq)
+    if args.jsonl:
+        for line in sys.stdin:
+            text = line.rstrip("\r\n")
+            step = dialogue.handle(SessionState(), PatientText(text))
+            print(json.dumps(_jsonl_record(step), ensure_ascii=False), flush=True)
+        return 0
+    if args.message is None:
+        print("ask: give a message, or --jsonl to read messages from standard input", file=sys.stderr)
+        return 2
+    step = dialogue.handle(SessionState(), PatientText(args.message))
+    print("\n\n".join(render_reply(r) for r in step.replies))
+    return 0
+
+
+def _jsonl_record(step) -> dict[str, object]:  # noqa: ANN001
+    """The evaluation contract: one object per message, exactly these keys."""
+    match = step.match
+    if match is None:  # not reachable for text, kept for type safety
+        return {"intent": "fallback", "faq_id": None, "suggestions": [], "score": 0.0, "answer": ""}
+    if match.intent == "clarify":
+        suggestions = list(match.suggestions)
+    elif match.intent == "faq":
+        suggestions = [b.data.split(":", 1)[1] for r in step.replies for b in r.buttons if b.data.startswith("faq:")]
+    else:
+        suggestions = []
+    return {
+        "intent": match.intent,
+        "faq_id": match.faq_id if match.intent == "faq" else None,
+        "suggestions": suggestions,
+        "score": float(match.score),
+        "answer": "\n\n".join(r.text for r in step.replies),
+    }
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from bot.console import run_console
+
+    dialogue = _build_dialogue(args.faq)
+    interactive = sys.stdin.isatty()
+
+    def prompt() -> None:
+        if interactive:
+            print("> ", end="", flush=True)
+
+    try:
+        run_console(dialogue, sys.stdin, sys.stdout, prompt)
+    except KeyboardInterrupt:
+        print()
+    return 0
+
+
+def cmd_faq_check(args: argparse.Namespace) -> int:
+    from bot.faq_check import check
+
+    errors, warnings = check(args.path)
+    for problem in warnings:
+        print(f"warning: {problem}")
+    for problem in errors:
+        print(f"error: {problem}")
+    if errors:
+        print(f"{len(errors)} error(s), {len(warnings)} warning(s)")
+        return 1
+    knowledge, _ = read_knowledge(args.path)
+    assert knowledge is not None
+    print(f"ok: {len(knowledge.entries)} entries, {sum(len(e.questions) for e in knowledge.entries)} phrasings, {len(warnings)} warning(s)")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from bot.core.matcher import Matcher
+    from bot.evaluation import evaluate, load_cases
+
+    matcher = Matcher(load_knowledge(args.faq))
+    report = evaluate(matcher, load_cases(args.cases))
+    print(report.render())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bot.evaluation import DEFAULT_CASES
+
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Deus Plastic Surgery SMAS Mini Lift assistant")
+    parser.add_argument("--faq", help="FAQ folder or file (default: faq/ of this project)")
+    sub = parser.add_subparsers(dest="command")
+
+    ask = sub.add_parser("ask", help="answer one message as the patient would see it")
+    ask.add_argument("message", nargs="?", help="the patient's message")
+    ask.add_argument("--jsonl", action="store_true", help="read one message per line on stdin, write one JSON object per line")
+    ask.set_defaults(func=cmd_ask)
+
+    chat = sub.add_parser("chat", help="talk to the bot in the console")
+    chat.set_defaults(func=cmd_chat)
+
+    faq = sub.add_parser("faq", help="FAQ tools")
+    faq_sub = faq.add_subparsers(dest="faq_command", required=True)
+    check = faq_sub.add_parser("check", help="validate the FAQ, intents and language files")
+    check.add_argument("path", nargs="?", help="FAQ folder or FAQ file (default: faq/)")
+    check.set_defaults(func=cmd_faq_check)
+
+    ev = sub.add_parser("eval", help="measure answers on labelled messages")
+    ev.add_argument("cases", nargs="?", default=str(DEFAULT_CASES), help=f"YAML cases (default: {DEFAULT_CASES})")
+    ev.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["chat", *(argv or [])])
+    try:
+        return int(args.func(args))
+    except KnowledgeError as exc:
+        print("The FAQ files have errors:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        print("Run `python -m bot faq check` after fixing them.", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Turn free text into the canonical terms the matcher compares (pure).
+
+The pipeline: clean (case, NFKC, punctuation, emoji, repeated letters) ->
+chat shorthand -> typo correction against the known vocabulary -> light
+stemming -> synonym phrases to canonical terms -> drop stopwords.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
+from bot.core.knowledge import Language
+from bot.core.text import squeeze_doubles, stem, words
+
+_AGE = re.compile(r"^(\d{2})(?:f|m|yo|y)?$")
+# Words shorter than this are not typo-corrected: "eye"/"eat", "lip"/"lid" are
+# one edit apart and both real, so correcting them guesses more than it fixes.
+_MIN_CORRECTABLE = 4
+
+
+class Analyzer:
+    """Normalises text into canonical terms using the language data and the known vocabulary."""
+
+    def __init__(self, language: Language, vocabulary: Iterable[str]) -> None:
+        self._shorthand = {key: tuple(value.split()) for key, value in language.shorthand.items() if " " not in key}
+        self._phrases: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for canonical, variants in language.synonyms.items():
+            target = tuple(canonical.split())
+            for variant in (canonical, *variants):
+                key = tuple(stem(w) for w in self._expand(words(variant)))
+                if key:
+                    self._phrases.setdefault(key, target)
+        self._longest_phrase = max((len(k) for k in self._phrases), default=1)
+        self._stopwords = frozenset(stem(w) for w in language.stopwords) - {t for ts in self._phrases.values() for t in ts}
+        known: set[str] = set()
+        for text in vocabulary:
+            known.update(words(text))
+        for variants in language.synonyms.values():
+            for variant in variants:
+                known.update(words(variant))
+        known.update(language.stopwords)
+        known.update(language.shorthand)
+        for value in language.shorthand.values():
+            known.update(value.split())
+        self._known = frozenset(known)
+        # Typo candidates are bucketed by first letter: patients rarely get the
+        # first letter wrong, and it keeps correction fast on large FAQs.
+        buckets: dict[str, list[str]] = {}
+        for word in known:
+            if len(word) >= _MIN_CORRECTABLE - 1 and word.isascii() and word.isalpha():
+                buckets.setdefault(word[0], []).append(word)
+        self._buckets = {k: sorted(v) for k, v in buckets.items()}
+        self.correct = lru_cache(maxsize=20_000)(self._correct)
+
+    @property
+    def known_words(self) -> frozenset[str]:
+        return self._known
+
+    def _expand(self, tokens: Iterable[str]) -> list[str]:
+        out: list[str] = []
+        for token in tokens:
+            out.extend(self._shorthand.get(token, (token,)))
+        return out
+
+    def _correct(self, word: str) -> str:
+        """The known word closest to ``word``, or ``word`` itself when none is close enough."""
+        if word in self._known or len(word) < _MIN_CORRECTABLE or not word.isascii() or not word.isalpha():
+            return word
+        squeezed = squeeze_doubles(word)
+        if squeezed in self._known:
+            return squeezed
+        if len(word) == _MIN_CORRECTABLE:
+            # Four-letter words: only a swap ("lfit"); any other edit turns
+            # ordinary words into FAQ words ("team" -> "tear").
+            bucket = self._buckets.get(word[0], ())
+            swapped = [w for w in bucket if len(w) == 4 and sorted(w) == sorted(word) and OSA.distance(w, word) == 1]
+            return swapped[0] if len(swapped) == 1 else word
+        # One edit for most words, two only for long ones: "reocvery" is two
+        # edits from "recovery", but "process" is also two from "price".
+        max_edits = 1 if len(word) < 8 else 2
+        bucket = self._buckets.get(word[0])
+        if not bucket:
+            return word
+        found = process.extractOne(word, bucket, scorer=OSA.distance, score_cutoff=max_edits)
+        return found[0] if found is not None else word
+
+    def terms(self, text: str, *, correct_typos: bool = True) -> tuple[str, ...]:
+        """Canonical terms of ``text``, in order, stopwords removed (duplicates kept)."""
+        tokens = self._expand(words(text))
+        if correct_typos:
+            tokens = [self.correct(t) for t in tokens]
+        stems = [stem(t) for t in tokens]
+        out: list[str] = []
+        i = 0
+        while i < len(stems):
+            for size in range(min(self._longest_phrase, len(stems) - i), 0, -1):
+                target = self._phrases.get(tuple(stems[i : i + size]))
+                if target is not None:
+                    out.extend(target)
+                    i += size
+                    break
+            else:
+                token = stems[i]
+                age = _AGE.match(token)
+                if age and 15 <= int(age.group(1)) <= 99:
+                    out.append("age")  # "im 38", "38f": the patient is telling us their age
+                elif token not in self._stopwords:
+                    out.append(token)
+                i += 1
+        return tuple(out)
+
+    def surface_words(self, text: str) -> list[str]:
+        """Cleaned words with shorthand expanded and typos corrected, before stemming and synonyms."""
+        return [self.correct(t) for t in self._expand(words(text))]

@@ -1,0 +1,312 @@
+"""Decide what a patient's message is about (pure: text in, :class:`Match` out).
+
+Every FAQ entry, every intent (booking, human...) and every subject the
+document does not answer (price, anaesthesia...) is a *candidate* with
+phrasings. A message is compared with each phrasing on canonical terms
+weighted by rarity (IDF), combining two signals:
+
+* how much of the phrasing the message covers, and how much of the message the
+  phrasing explains (an F-score of the two, recall-leaning so that a patient's
+  personal story around the question does not drown it);
+* how much of the message the candidate's whole vocabulary explains.
+
+One raw fuzzy ratio cannot do this job: on our evaluation a plain WRatio
+answers under 10% of in-scope questions correctly, and token_set_ratio
+answers most out-of-scope questions with some FAQ entry, because a single
+shared word ("lift") already scores high. Typos are handled earlier, by
+correcting words against the vocabulary (see :mod:`bot.core.analysis`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bot.core.analysis import Analyzer
+from bot.core.knowledge import KnowledgeBase, UrgentVocabulary
+from bot.core.text import clauses, words
+
+CandidateKind = Literal["faq", "intent", "out_of_scope"]
+
+# Thresholds on the 0-100 score, tuned on ../shared/eval/dev.yaml and
+# tests/eval/patients.yaml (see `python -m bot eval`).
+ANSWER_SCORE = 50.0  # at or above: answer directly (if clearly ahead)
+SUGGEST_SCORE = 30.0  # at or above: worth offering as "did you mean"
+CLEAR_MARGIN = 8.0  # the best must lead the runner-up by this much to answer outright
+MAX_SUGGESTIONS = 3
+# Weight of a word the FAQ never uses. Lower than a typical topic word: a
+# patient's context ("my friend recommended...") should dilute, not veto.
+UNKNOWN_WEIGHT = 1.2
+# Recall-leaning F-score: covering the phrasing matters more than covering the message.
+BETA = 1.6
+PHRASING_SHARE = 0.6  # share of the best-phrasing similarity in the score; the rest is vocabulary coverage
+
+SOCIAL_INTENTS = ("greeting", "thanks")
+
+Intent = Literal["faq", "clarify", "booking", "human", "greeting", "thanks", "urgent", "fallback"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Something a message can be about."""
+
+    kind: CandidateKind
+    key: str  # FAQ id, intent name or out-of-scope topic
+
+
+@dataclass(frozen=True)
+class Match:
+    """What the matcher decided about one message."""
+
+    intent: Intent
+    faq_id: str | None = None
+    suggestions: tuple[str, ...] = ()
+    score: float = 0.0
+    also_asked: str | None = None  # a second question in the same message, offered as a follow-up
+    topic: str | None = None  # the out-of-scope subject behind a fallback, when known
+    empty: bool = False
+
+
+@dataclass(frozen=True)
+class _Phrasing:
+    candidate: int
+    terms: frozenset[str]
+    weight: float
+
+
+@dataclass
+class Ranked:
+    """Scores of candidates for one piece of text, best first."""
+
+    scores: list[tuple[float, int]] = field(default_factory=list)
+
+    def best(self) -> tuple[float, int] | None:
+        return self.scores[0] if self.scores else None
+
+
+class Matcher:
+    """Index of the knowledge base; :meth:`match` classifies a message."""
+
+    def __init__(self, knowledge: KnowledgeBase) -> None:
+        self.knowledge = knowledge
+        self.candidates: list[Candidate] = []
+        texts_by_candidate: list[list[str]] = []
+        for entry in knowledge.entries:
+            self.candidates.append(Candidate("faq", entry.id))
+            texts_by_candidate.append([*entry.questions, *entry.keywords, entry.title])
+        for name, intent in knowledge.intents.items():
+            if name in SOCIAL_INTENTS:
+                continue  # recognised by their cue words alone, see _social_intent
+            self.candidates.append(Candidate("intent", name))
+            texts_by_candidate.append([*intent.phrases, *intent.keywords])
+        for topic in knowledge.out_of_scope:
+            self.candidates.append(Candidate("out_of_scope", topic.topic))
+            texts_by_candidate.append([*topic.phrases, *topic.keywords])
+        urgent = knowledge.urgent
+        vocabulary = [t for texts in texts_by_candidate for t in texts]
+        for name in SOCIAL_INTENTS:
+            if name in knowledge.intents:
+                vocabulary += [*knowledge.intents[name].phrases, *knowledge.intents[name].keywords]
+        vocabulary += [*urgent.red_flags, *urgent.symptoms, *urgent.intensifiers, *urgent.post_op, *urgent.phrases]
+        self.analyzer = Analyzer(knowledge.language, vocabulary)
+
+        term_sets = [[frozenset(self.analyzer.terms(t, correct_typos=False)) for t in texts] for texts in texts_by_candidate]
+        document_frequency: dict[str, int] = defaultdict(int)
+        for sets in term_sets:
+            for term in frozenset().union(*sets):
+                document_frequency[term] += 1
+        n = len(self.candidates)
+        self._idf = {t: math.log(1 + n / df) for t, df in document_frequency.items()}
+        self._vocab: list[frozenset[str]] = [frozenset().union(*sets) for sets in term_sets]
+        self._phrasings: list[_Phrasing] = []
+        self._postings: dict[str, list[int]] = defaultdict(list)
+        for index, sets in enumerate(term_sets):
+            for terms in set(sets):
+                if not terms:
+                    continue
+                self._phrasings.append(_Phrasing(index, terms, sum(self._idf[t] for t in terms)))
+                for term in terms:
+                    self._postings[term].append(len(self._phrasings) - 1)
+        self._faq_index = {c.key: i for i, c in enumerate(self.candidates) if c.kind == "faq"}
+        self._greeting_cues = self._cues("greeting")
+        self._thanks_cues = self._cues("thanks")
+        self._urgent = _UrgentRules(self.analyzer, urgent, knowledge.language.personal)
+
+    def _cues(self, intent: str) -> tuple[tuple[str, ...], ...]:
+        """Cue phrases of a social intent as word tuples, longest first."""
+        vocab = self.knowledge.intents.get(intent)
+        phrases = {tuple(words(k)) for k in vocab.keywords} if vocab else set()
+        return tuple(sorted((p for p in phrases if p), key=len, reverse=True))
+
+    # -- scoring ---------------------------------------------------------------
+    def weight(self, term: str) -> float:
+        return self._idf.get(term, UNKNOWN_WEIGHT)
+
+    def rank(self, text: str) -> Ranked:
+        """Score every candidate that shares a term with ``text`` (0-100), best first."""
+        terms = frozenset(self.analyzer.terms(text))
+        return self.rank_terms(terms)
+
+    def rank_terms(self, terms: frozenset[str]) -> Ranked:
+        if not terms:
+            return Ranked()
+        query_weight = sum(self.weight(t) for t in terms)
+        overlap: dict[int, float] = defaultdict(float)
+        for term in terms:
+            w = self._idf.get(term)
+            if w is None:
+                continue
+            for p in self._postings[term]:
+                overlap[p] += w
+        best_phrasing: dict[int, float] = defaultdict(float)
+        beta2 = BETA * BETA
+        for p, shared in overlap.items():
+            phrasing = self._phrasings[p]
+            precision = shared / query_weight
+            recall = shared / phrasing.weight
+            f = (1 + beta2) * precision * recall / (beta2 * precision + recall)
+            if f > best_phrasing[phrasing.candidate]:
+                best_phrasing[phrasing.candidate] = f
+        scores: list[tuple[float, int]] = []
+        for candidate, similarity in best_phrasing.items():
+            vocab = self._vocab[candidate]
+            coverage = sum(self.weight(t) for t in terms if t in vocab) / query_weight
+            score = 100 * (PHRASING_SHARE * similarity + (1 - PHRASING_SHARE) * coverage)
+            scores.append((round(score, 1), candidate))
+        scores.sort(key=lambda s: (-s[0], s[1]))
+        return Ranked(scores)
+
+    # -- decision --------------------------------------------------------------
+    def match(self, text: str) -> Match:
+        """Classify one patient message."""
+        if not text or not any(ch.isalnum() for ch in text):
+            return Match("fallback", empty=not text.strip())
+        if self._urgent.matches(text):
+            return Match("urgent", score=100.0)
+        surface = self.analyzer.surface_words(text)
+        social, rest = self._split_social(surface)
+        if social is not None:
+            rest_terms = frozenset(self.analyzer.terms(" ".join(rest)))
+            if not rest_terms:
+                return Match(social, score=100.0)
+            about_rest = self._decide(self.rank_terms(rest_terms))
+            if about_rest.intent in ("booking", "human"):
+                return about_rest  # "thanks, i'd like to book" is a booking
+            if not self._is_question(text):
+                return Match(social, score=100.0)  # "got it, thanks for explaining"
+        decision = self._decide(self.rank(text))
+        if decision.intent in ("faq", "clarify", "fallback"):
+            decision = self._consider_clauses(text, decision)
+        return decision
+
+    def _split_social(self, surface: list[str]) -> tuple[Literal["greeting", "thanks"] | None, list[str]]:
+        """Find greeting or thanks cue phrases; return the intent (thanks wins) and the other words."""
+        found: Literal["greeting", "thanks"] | None = None
+        rest: list[str] = []
+        i = 0
+        while i < len(surface):
+            for intent, cues in (("thanks", self._thanks_cues), ("greeting", self._greeting_cues)):
+                size = next((len(c) for c in cues if tuple(surface[i : i + len(c)]) == c), 0)
+                if size:
+                    if found != "thanks":
+                        found = intent  # type: ignore[assignment]
+                    i += size
+                    break
+            else:
+                rest.append(surface[i])
+                i += 1
+        return found, rest
+
+    def _is_question(self, text: str) -> bool:
+        if "?" in text:
+            return True
+        starters = self.knowledge.language.question_starters
+        return any(w[0] in starters for w in (self.analyzer.surface_words(c) for c in clauses(text)) if w)
+
+    def _decide(self, ranked: Ranked) -> Match:
+        best = ranked.best()
+        if best is None or best[0] < SUGGEST_SCORE:
+            return Match("fallback", score=best[0] if best else 0.0)
+        score, index = best
+        candidate = self.candidates[index]
+        runner_up = ranked.scores[1][0] if len(ranked.scores) > 1 else 0.0
+        if candidate.kind == "out_of_scope":
+            return Match("fallback", score=score, topic=candidate.key)
+        if candidate.kind == "intent":
+            if score >= ANSWER_SCORE or score - runner_up >= CLEAR_MARGIN:
+                return Match(candidate.key, score=score)  # type: ignore[arg-type]
+            return Match("fallback", score=score)
+        suggestions = tuple(
+            self.candidates[i].key
+            for s, i in ranked.scores
+            if self.candidates[i].kind == "faq" and s >= SUGGEST_SCORE
+        )[:MAX_SUGGESTIONS]
+        if score >= ANSWER_SCORE and score - runner_up >= CLEAR_MARGIN:
+            return Match("faq", faq_id=candidate.key, score=score)
+        return Match("clarify", suggestions=suggestions, score=score)
+
+    def _consider_clauses(self, text: str, whole: Match) -> Match:
+        """Handle messages holding several questions, or a question inside a long story."""
+        parts = clauses(text)
+        if len(parts) < 2:
+            return whole
+        confident: list[tuple[float, str]] = []
+        for part in parts:
+            if self._urgent.matches(part):
+                continue
+            decision = self._decide(self.rank(part))
+            if decision.intent == "faq" and decision.faq_id is not None:
+                confident.append((decision.score, decision.faq_id))
+        confident.sort(key=lambda item: -item[0])
+        distinct = list(dict.fromkeys(faq_id for _, faq_id in confident))
+        if whole.intent == "faq":
+            others = [d for d in distinct if d != whole.faq_id]
+            if others:
+                return Match("faq", faq_id=whole.faq_id, score=whole.score, also_asked=others[0])
+            return whole
+        if distinct:
+            score = confident[0][0]
+            return Match("faq", faq_id=distinct[0], score=score, also_asked=distinct[1] if len(distinct) > 1 else None)
+        return whole
+
+
+class _UrgentRules:
+    """Recognises a patient describing an urgent problem after surgery.
+
+    Safety first: a red-flag word (bleeding, can't breathe, fever...) said about
+    oneself is enough; a common symptom (swelling, pain) needs an intensifier
+    ("suddenly", "a lot") and the patient's own post-operative context.
+    """
+
+    def __init__(self, analyzer: Analyzer, vocab: UrgentVocabulary, personal: frozenset[str]) -> None:
+        self._analyzer = analyzer
+        self._red_flags = self._phrases(vocab.red_flags)
+        self._symptoms = self._phrases(vocab.symptoms)
+        self._intensifiers = self._phrases(vocab.intensifiers)
+        self._post_op = self._phrases(vocab.post_op)
+        self._hypothetical = self._phrases(vocab.hypothetical)
+        self._happening_now = self._phrases(vocab.happening_now)
+        self._personal = frozenset(personal)
+
+    @staticmethod
+    def _phrases(texts: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+        return tuple(tuple(words(t)) for t in texts if words(t))
+
+    @staticmethod
+    def _has(tokens: list[str], phrases: tuple[tuple[str, ...], ...]) -> bool:
+        joined = " " + " ".join(tokens) + " "
+        return any(" " + " ".join(p) + " " in joined for p in phrases)
+
+    def matches(self, text: str) -> bool:
+        tokens = self._analyzer.surface_words(text)
+        if self._has(tokens, self._hypothetical) and not self._has(tokens, self._happening_now):
+            return False
+        personal = any(t in self._personal for t in tokens)
+        post_op = self._has(tokens, self._post_op)
+        if self._has(tokens, self._red_flags):
+            return personal or post_op
+        if self._has(tokens, self._symptoms) and self._has(tokens, self._intensifiers):
+            return personal and (post_op or self._has(tokens, self._happening_now))
+        return False

@@ -1,0 +1,65 @@
+"""Text normalisation shared by the FAQ index and incoming patient messages (pure)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Longest message we analyse. Patients do paste long stories; beyond this the
+# tail adds noise and cost, never a better match.
+MAX_ANALYSED_CHARS = 1_000
+
+_APOSTROPHES = str.maketrans({"'": "", "\u2019": "", "\u2018": "", "`": "", "\u00b4": ""})
+# Three or more of the same letter ("sooooo", "pleeease") are emphasis, not spelling.
+_REPEATS = re.compile(r"(\w)\1{2,}")
+# Question marks, full stops, semicolons and line breaks end a clause; used to
+# find the separate questions inside one message.
+_CLAUSE_BREAK = re.compile(r"[?!.;\n]+|\s+(?:and also|also|plus|and)\s+(?=(?:how|what|when|where|will|would|can|could|is|are|do|does|should|whats|hows)\b)")
+
+_SUFFIXES_KEEP_DOUBLE = frozenset("lsz")
+
+
+def clean(text: str) -> str:
+    """NFKC-normalise, lowercase, drop control characters and emoji, keep letters/digits of any script."""
+    text = unicodedata.normalize("NFKC", text[:MAX_ANALYSED_CHARS]).lower().translate(_APOSTROPHES)
+    chars = [ch if ch.isalnum() else " " for ch in text]
+    return _REPEATS.sub(r"\1\1", "".join(chars))
+
+
+def words(text: str) -> list[str]:
+    """The cleaned words of ``text`` in order."""
+    return clean(text).split()
+
+
+def clauses(text: str) -> list[str]:
+    """Split a message into the clauses that may each carry a question."""
+    parts = (p.strip() for p in _CLAUSE_BREAK.split(text[:MAX_ANALYSED_CHARS]))
+    return [p for p in parts if p and any(ch.isalnum() for ch in p)]
+
+
+def stem(word: str) -> str:
+    """A deliberately light English stemmer: plural and -ing/-ed endings only.
+
+    Heavier stemmers (Porter) merge words our FAQ must keep apart, such as
+    "lift"/"lifting" are fine to merge but "natural"/"nature" are not.
+    """
+    if len(word) <= 3 or not word.isascii() or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    for suffix in ("ing", "ed"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            base = word[: -len(suffix)]
+            if len(base) >= 3 and base[-1] == base[-2] and base[-1] not in _SUFFIXES_KEEP_DOUBLE:
+                base = base[:-1]
+            return base
+    if word.endswith("es") and word[-3] in "sxz" and len(word) > 4:
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def squeeze_doubles(word: str) -> str:
+    """'scarr' -> 'scar': patients double letters by accident as often as on purpose."""
+    return re.sub(r"(\w)\1", r"\1", word)

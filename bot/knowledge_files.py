@@ -1,0 +1,387 @@
+"""Read and validate the FAQ folder (``smas_mini_lift.yaml``, ``intents.yaml``, ``language.yaml``).
+
+Every problem is reported with the file, the line and the key, so an operator
+who broke the YAML knows exactly where to look. Validation walks PyYAML's node
+tree (which keeps line numbers) rather than the plain loaded data.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.core.knowledge import (
+    INTENT_NAMES,
+    REQUIRED_TEXTS,
+    FaqEntry,
+    IntentVocabulary,
+    KnowledgeBase,
+    Language,
+    OutOfScopeTopic,
+    UrgentVocabulary,
+)
+
+FAQ_FILE = "smas_mini_lift.yaml"
+INTENTS_FILE = "intents.yaml"
+LANGUAGE_FILE = "language.yaml"
+DEFAULT_FAQ_DIR = Path(__file__).resolve().parent.parent / "faq"
+
+_KEBAB = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_TITLE_MAX = 32  # fits one Telegram inline button on a phone without truncation
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong (or suspicious) in a knowledge file."""
+
+    path: Path
+    line: int
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.key}: {self.message}"
+
+
+class KnowledgeError(Exception):
+    """The FAQ folder cannot be used; ``problems`` lists every error found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def resolve_faq_paths(path: Path | str | None) -> tuple[Path, Path, Path]:
+    """Accept the FAQ folder or the FAQ file; the intents and language files sit beside it."""
+    base = Path(path) if path is not None else DEFAULT_FAQ_DIR
+    if base.is_dir():
+        return base / FAQ_FILE, base / INTENTS_FILE, base / LANGUAGE_FILE
+    return base, base.parent / INTENTS_FILE, base.parent / LANGUAGE_FILE
+
+
+def load_knowledge(path: Path | str | None = None) -> KnowledgeBase:
+    """Load and validate the knowledge files; raise :class:`KnowledgeError` listing every error."""
+    knowledge, problems = read_knowledge(path)
+    if knowledge is None:
+        raise KnowledgeError(problems)
+    return knowledge
+
+
+def read_knowledge(path: Path | str | None = None) -> tuple[KnowledgeBase | None, list[Problem]]:
+    """Load the knowledge files, collecting problems instead of stopping at the first."""
+    faq_path, intents_path, language_path = resolve_faq_paths(path)
+    reader = _Reader()
+    faq_root = reader.parse(faq_path)
+    intents_root = reader.parse(intents_path)
+    language_root = reader.parse(language_path)
+    entries = reader.entries(faq_path, faq_root) if faq_root is not None else ()
+    language = reader.language(language_path, language_root) if language_root is not None else Language()
+    intents_part = reader.intents_file(intents_path, intents_root) if intents_root is not None else None
+    if reader.problems or intents_part is None:
+        return None, reader.problems
+    intents, urgent, out_of_scope, texts = intents_part
+    knowledge = KnowledgeBase(
+        entries=entries, intents=intents, urgent=urgent, out_of_scope=out_of_scope, texts=texts, language=language
+    )
+    return knowledge, []
+
+
+class _Reader:
+    """Walks YAML node trees, turning them into knowledge objects and recording problems."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self._path = Path()
+
+    # -- generic helpers -------------------------------------------------
+    def problem(self, node: yaml.Node | None, key: str, message: str) -> None:
+        line = node.start_mark.line + 1 if node is not None else 1
+        self.problems.append(Problem(self._path, line, key, message))
+
+    def parse(self, path: Path) -> yaml.Node | None:
+        self._path = path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            self.problems.append(Problem(path, 1, "(file)", "file not found"))
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            self.problems.append(Problem(path, 1, "(file)", f"cannot be read: {exc}"))
+            return None
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark else 1
+            self.problems.append(Problem(path, line, "(yaml)", f"not valid YAML: {exc.problem or exc}"))
+            return None
+        except yaml.YAMLError as exc:
+            self.problems.append(Problem(path, 1, "(yaml)", f"not valid YAML: {exc}"))
+            return None
+        if not isinstance(root, yaml.MappingNode):
+            self.problems.append(Problem(path, 1, "(top level)", "must be a mapping of keys to values"))
+            return None
+        return root
+
+    def mapping(self, node: yaml.Node, key: str) -> dict[str, tuple[yaml.Node, yaml.Node]] | None:
+        """The mapping's items by key name (key node, value node); reports duplicates and non-mappings."""
+        if not isinstance(node, yaml.MappingNode):
+            self.problem(node, key, f"must be a mapping, found {_kind(node)}")
+            return None
+        items: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            name = str(key_node.value)
+            if name in items:
+                self.problem(key_node, f"{key}.{name}" if key else name, "duplicate key (the later one would silently win)")
+            items[name] = (key_node, value_node)
+        return items
+
+    def text(self, node: yaml.Node, key: str, *, allow_empty: bool = False) -> str | None:
+        if not isinstance(node, yaml.ScalarNode) or node.tag == "tag:yaml.org,2002:null":
+            if allow_empty and node.tag == "tag:yaml.org,2002:null":
+                return ""
+            self.problem(node, key, f"must be text, found {_kind(node)}")
+            return None
+        value = str(node.value).strip()
+        if not value and not allow_empty:
+            self.problem(node, key, "is empty")
+            return None
+        return value
+
+    def text_list(self, node: yaml.Node, key: str, *, min_items: int = 0) -> tuple[str, ...] | None:
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(node, key, f"must be a list, found {_kind(node)}")
+            return None
+        values: list[str] = []
+        for index, item in enumerate(node.value):
+            value = self.text(item, f"{key}[{index}]")
+            if value is not None:
+                values.append(value)
+        if len(values) < min_items:
+            self.problem(node, key, f"needs at least {min_items} items, has {len(values)}")
+        return tuple(values)
+
+    def required(self, items: dict[str, tuple[yaml.Node, yaml.Node]], owner: yaml.Node, key: str, name: str) -> yaml.Node | None:
+        if name not in items:
+            self.problem(owner, f"{key}.{name}" if key else name, "missing")
+            return None
+        return items[name][1]
+
+    def unknown_keys(self, items: dict[str, tuple[yaml.Node, yaml.Node]], allowed: set[str], key: str) -> None:
+        for name, (key_node, _) in items.items():
+            if name not in allowed:
+                self.problem(key_node, f"{key}.{name}" if key else name, f"unknown key (expected one of: {', '.join(sorted(allowed))})")
+
+    # -- smas_mini_lift.yaml -----------------------------------------------
+    def entries(self, path: Path, root: yaml.Node) -> tuple[FaqEntry, ...]:
+        self._path = path
+        top = self.mapping(root, "")
+        if top is None:
+            return ()
+        entries_node = self.required(top, root, "", "entries")
+        if entries_node is None:
+            return ()
+        if not isinstance(entries_node, yaml.SequenceNode) or not entries_node.value:
+            self.problem(entries_node, "entries", "must be a non-empty list of entries")
+            return ()
+        entries: list[FaqEntry] = []
+        id_lines: dict[str, int] = {}
+        follow_up_refs: list[tuple[yaml.Node, str, str]] = []
+        allowed = {"id", "title", "section", "questions", "keywords", "answer", "follow_ups"}
+        for index, node in enumerate(entries_node.value):
+            key = f"entries[{index}]"
+            if isinstance(node, yaml.MappingNode):
+                # Name the entry by its id in every message about it, so "(neck)" finds it.
+                raw_id = next((v.value for k, v in node.value if k.value == "id" and isinstance(v, yaml.ScalarNode)), None)
+                if raw_id:
+                    key = f"entries[{index}] ({raw_id})"
+            items = self.mapping(node, key)
+            if items is None:
+                continue
+            self.unknown_keys(items, allowed, key)
+            id_node = self.required(items, node, key, "id")
+            entry_id = self.text(id_node, f"{key}.id") if id_node is not None else None
+            if entry_id is not None:
+                if not _KEBAB.match(entry_id):
+                    self.problem(id_node, f"{key}.id", f"{entry_id!r} is not kebab-case (lowercase words joined by '-')")
+                if entry_id in id_lines:
+                    self.problem(id_node, f"{key}.id", f"duplicate id {entry_id!r} (first used on line {id_lines[entry_id]})")
+                else:
+                    id_lines[entry_id] = id_node.start_mark.line + 1
+            questions_node = self.required(items, node, key, "questions")
+            questions = self.text_list(questions_node, f"{key}.questions", min_items=1) if questions_node is not None else None
+            answer_node = self.required(items, node, key, "answer")
+            answer = self.text(answer_node, f"{key}.answer") if answer_node is not None else None
+            follow_node = self.required(items, node, key, "follow_ups")
+            follow_ups: tuple[str, ...] | None = ()
+            if follow_node is not None and follow_node.tag != "tag:yaml.org,2002:null":
+                follow_ups = self.text_list(follow_node, f"{key}.follow_ups")
+                if follow_ups is not None and entry_id is not None:
+                    for ref_index, ref in enumerate(follow_ups):
+                        follow_up_refs.append((follow_node.value[ref_index], f"{key}.follow_ups[{ref_index}]", ref))
+                        if ref == entry_id:
+                            self.problem(follow_node.value[ref_index], f"{key}.follow_ups[{ref_index}]", "an entry cannot follow up itself")
+            keywords: tuple[str, ...] | None = ()
+            if "keywords" in items:
+                keywords = self.text_list(items["keywords"][1], f"{key}.keywords")
+            title = None
+            if "title" in items:
+                title = self.text(items["title"][1], f"{key}.title")
+                if title is not None and len(title) > _TITLE_MAX:
+                    self.problem(items["title"][1], f"{key}.title", f"is {len(title)} characters; keep it within {_TITLE_MAX} so it fits a button")
+            section = self.text(items["section"][1], f"{key}.section", allow_empty=True) if "section" in items else ""
+            if None in (entry_id, questions, answer, follow_ups, keywords):
+                continue
+            assert entry_id is not None and questions is not None and answer is not None
+            entries.append(
+                FaqEntry(
+                    id=entry_id,
+                    title=title or entry_id.replace("-", " ").capitalize(),
+                    questions=questions,
+                    answer=" ".join(answer.split()),
+                    follow_ups=follow_ups or (),
+                    keywords=keywords or (),
+                    section=section or "",
+                )
+            )
+        for node, key, ref in follow_up_refs:
+            if ref not in id_lines:
+                self.problem(node, key, f"follows up {ref!r}, which is not an entry id")
+        return tuple(entries)
+
+    # -- intents.yaml --------------------------------------------------------
+    def intents_file(
+        self, path: Path, root: yaml.Node
+    ) -> tuple[dict[str, IntentVocabulary], UrgentVocabulary, tuple[OutOfScopeTopic, ...], dict[str, str]] | None:
+        self._path = path
+        top = self.mapping(root, "")
+        if top is None:
+            return None
+        self.unknown_keys(top, {"intents", "out_of_scope", "texts"}, "")
+        intents: dict[str, IntentVocabulary] = {}
+        urgent: UrgentVocabulary | None = None
+        intents_node = self.required(top, root, "", "intents")
+        intent_items = self.mapping(intents_node, "intents") if intents_node is not None else None
+        if intent_items is not None:
+            for name in INTENT_NAMES:
+                if name not in intent_items:
+                    self.problem(intents_node, f"intents.{name}", "missing")
+            self.unknown_keys(intent_items, set(INTENT_NAMES), "intents")
+            for name, (_, node) in intent_items.items():
+                if name not in INTENT_NAMES:
+                    continue
+                key = f"intents.{name}"
+                items = self.mapping(node, key)
+                if items is None:
+                    continue
+                if name == "urgent":
+                    urgent = self._urgent(node, items, key)
+                    continue
+                self.unknown_keys(items, {"phrases", "keywords"}, key)
+                phrases_node = self.required(items, node, key, "phrases")
+                phrases = self.text_list(phrases_node, f"{key}.phrases", min_items=1) if phrases_node is not None else None
+                keywords = self.text_list(items["keywords"][1], f"{key}.keywords") if "keywords" in items else ()
+                if phrases is not None and keywords is not None:
+                    intents[name] = IntentVocabulary(name=name, phrases=phrases, keywords=keywords)
+        topics: list[OutOfScopeTopic] = []
+        if "out_of_scope" in top:
+            node = top["out_of_scope"][1]
+            if not isinstance(node, yaml.SequenceNode):
+                self.problem(node, "out_of_scope", f"must be a list of topics, found {_kind(node)}")
+            else:
+                for index, topic_node in enumerate(node.value):
+                    key = f"out_of_scope[{index}]"
+                    items = self.mapping(topic_node, key)
+                    if items is None:
+                        continue
+                    self.unknown_keys(items, {"topic", "keywords", "phrases"}, key)
+                    topic_name_node = self.required(items, topic_node, key, "topic")
+                    topic = self.text(topic_name_node, f"{key}.topic") if topic_name_node is not None else None
+                    kw_node = self.required(items, topic_node, key, "keywords")
+                    keywords = self.text_list(kw_node, f"{key}.keywords", min_items=1) if kw_node is not None else None
+                    phrases = self.text_list(items["phrases"][1], f"{key}.phrases") if "phrases" in items else ()
+                    if topic and keywords is not None and phrases is not None:
+                        topics.append(OutOfScopeTopic(topic=topic, keywords=keywords, phrases=phrases))
+        texts: dict[str, str] = {}
+        texts_node = self.required(top, root, "", "texts")
+        text_items = self.mapping(texts_node, "texts") if texts_node is not None else None
+        if text_items is not None:
+            for name in REQUIRED_TEXTS:
+                if name not in text_items:
+                    self.problem(texts_node, f"texts.{name}", "missing")
+            for name, (_, node) in text_items.items():
+                value = self.text(node, f"texts.{name}")
+                if value is not None:
+                    texts[name] = value.strip()
+        if urgent is None or intent_items is None or text_items is None:
+            return None
+        return intents, urgent, tuple(topics), texts
+
+    def _urgent(self, node: yaml.Node, items: dict[str, tuple[yaml.Node, yaml.Node]], key: str) -> UrgentVocabulary | None:
+        lists = ("red_flags", "symptoms", "intensifiers", "post_op")
+        optional = ("hypothetical", "happening_now", "phrases")
+        self.unknown_keys(items, set(lists) | set(optional), key)
+        values: dict[str, tuple[str, ...] | None] = {}
+        for name in lists:
+            list_node = self.required(items, node, key, name)
+            values[name] = self.text_list(list_node, f"{key}.{name}", min_items=1) if list_node is not None else None
+        for name in optional:
+            values[name] = self.text_list(items[name][1], f"{key}.{name}") if name in items else ()
+        if any(v is None for v in values.values()):
+            return None
+        return UrgentVocabulary(**values)  # type: ignore[arg-type]
+
+    # -- language.yaml ---------------------------------------------------------
+    def language(self, path: Path, root: yaml.Node) -> Language:
+        self._path = path
+        top = self.mapping(root, "")
+        if top is None:
+            return Language()
+        self.unknown_keys(top, {"shorthand", "synonyms", "stopwords", "personal", "question_starters"}, "")
+        shorthand: dict[str, str] = {}
+        if "shorthand" in top:
+            items = self.mapping(top["shorthand"][1], "shorthand")
+            for name, (_, value_node) in (items or {}).items():
+                value = self.text(value_node, f"shorthand.{name}")
+                if value is not None:
+                    shorthand[name.lower()] = value.lower()
+        synonyms: dict[str, tuple[str, ...]] = {}
+        if "synonyms" in top:
+            items = self.mapping(top["synonyms"][1], "synonyms")
+            seen: dict[str, str] = {}
+            for name, (_, value_node) in (items or {}).items():
+                variants = self.text_list(value_node, f"synonyms.{name}", min_items=1)
+                if variants is None:
+                    continue
+                for index, variant in enumerate(variants):
+                    lowered = variant.lower()
+                    if lowered in seen and seen[lowered] != name:
+                        self.problem(value_node.value[index], f"synonyms.{name}[{index}]", f"{variant!r} is already a synonym of {seen[lowered]!r}")
+                    seen[lowered] = name
+                synonyms[name.lower()] = tuple(v.lower() for v in variants)
+        stopwords = self.text_list(top["stopwords"][1], "stopwords") if "stopwords" in top else ()
+        personal = self.text_list(top["personal"][1], "personal") if "personal" in top else ()
+        starters = self.text_list(top["question_starters"][1], "question_starters") if "question_starters" in top else ()
+        return Language(
+            shorthand=shorthand,
+            synonyms=synonyms,
+            stopwords=frozenset(w.lower() for w in stopwords or ()),
+            personal=frozenset(w.lower() for w in personal or ()),
+            question_starters=frozenset(w.lower() for w in starters or ()),
+        )
+
+
+def _kind(node: yaml.Node | None) -> str:
+    if node is None:
+        return "nothing"
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if node.tag == "tag:yaml.org,2002:null":
+        return "nothing (null)"
+    return f"{node.value!r}"

@@ -1,0 +1,96 @@
+"""The command line as operators and the evaluation use it (real subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+JSON_KEYS = {"intent", "faq_id", "suggestions", "score", "answer"}
+INTENTS = {"faq", "clarify", "booking", "human", "greeting", "thanks", "urgent", "fallback"}
+
+
+def run_bot(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+
+
+def test_ask_prints_the_answer_with_related_topics(knowledge) -> None:  # noqa: ANN001
+    result = run_bot("ask", "does it leave a scar")
+    assert result.returncode == 0, result.stderr
+    scars = knowledge.entry("scars")
+    assert result.stdout.startswith(scars.answer)
+    first_follow_up = knowledge.entry(scars.follow_ups[0]).title
+    assert f"1. {first_follow_up}" in result.stdout
+
+
+def test_ask_jsonl_writes_one_object_per_line_in_order() -> None:
+    messages = ["does it leave a scar", "price?", "", "hello there", "lift", "book me a consult", "x" * 10_000, "😀"]
+    result = run_bot("ask", "--jsonl", stdin="\n".join(messages) + "\n")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(messages)
+    records = [json.loads(line) for line in lines]
+    for record in records:
+        assert set(record) == JSON_KEYS
+        assert record["intent"] in INTENTS
+        assert isinstance(record["suggestions"], list)
+        assert 0 <= record["score"] <= 100
+        assert isinstance(record["answer"], str) and record["answer"]
+        assert (record["faq_id"] is not None) == (record["intent"] == "faq")
+    assert (records[0]["intent"], records[0]["faq_id"]) == ("faq", "scars")
+    assert records[1]["intent"] == "fallback" and records[1]["suggestions"] == []
+    assert records[3]["intent"] == "greeting"
+    assert records[4]["intent"] == "clarify" and 1 <= len(records[4]["suggestions"]) <= 3
+    assert records[5]["intent"] == "booking"
+
+
+def test_chat_offers_numbered_choices_that_can_be_picked(knowledge) -> None:  # noqa: ANN001
+    result = run_bot("chat", stdin="lift\n1\n/quit\nthis line is never read\n")
+    assert result.returncode == 0, result.stderr
+    assert "1. " in result.stdout
+    # Picking choice 1 of the "did you mean" list prints that entry's answer.
+    first_choice = result.stdout.split("1. ")[2].splitlines()[0]
+    entry = next(e for e in knowledge.entries if e.title == first_choice)
+    assert entry.answer in result.stdout
+    assert "never read" not in result.stdout
+
+
+def test_no_arguments_starts_the_console_chat(knowledge) -> None:  # noqa: ANN001
+    result = run_bot(stdin="/quit\n")
+    assert result.returncode == 0, result.stderr
+    assert knowledge.texts["welcome"] in result.stdout
+
+
+def test_faq_check_passes_on_the_real_faq() -> None:
+    result = run_bot("faq", "check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("ok: 16 entries")
+
+
+def test_faq_check_fails_with_file_line_and_key(tmp_path: Path) -> None:
+    for name in ("intents.yaml", "language.yaml"):
+        (tmp_path / name).write_text((ROOT / "faq" / name).read_text())
+    (tmp_path / "smas_mini_lift.yaml").write_text("entries:\n  - id: scars\n    questions: [scar]\n    answer: ''\n    follow_ups: []\n")
+    result = run_bot("faq", "check", str(tmp_path))
+    assert result.returncode == 1
+    assert f"{tmp_path / 'smas_mini_lift.yaml'}:4: entries[0] (scars).answer: is empty" in result.stdout
+
+
+def test_a_broken_faq_stops_ask_with_a_clear_message(tmp_path: Path) -> None:
+    (tmp_path / "smas_mini_lift.yaml").write_text("entries: [\n")
+    result = run_bot("--faq", str(tmp_path), "ask", "scar?")
+    assert result.returncode == 1
+    assert "smas_mini_lift.yaml" in result.stderr and "not valid YAML" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_eval_prints_the_figures() -> None:
+    result = run_bot("eval", str(ROOT / "tests" / "eval" / "patients.yaml"))
+    assert result.returncode == 0, result.stderr
+    for label in ("direct accuracy", "reached incl. suggestions", "wrong answers", "intent accuracy", "answered where @fallback"):
+        assert label in result.stdout

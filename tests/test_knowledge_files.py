@@ -1,0 +1,134 @@
+"""Every error `faq check` reports names the file, the line and the key."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.faq_check import check
+from bot.knowledge_files import KnowledgeError, load_knowledge
+from tests.conftest import FAQ_DIR
+
+
+@pytest.fixture()
+def faq_copy(tmp_path: Path) -> Path:
+    shutil.copytree(FAQ_DIR, tmp_path / "faq")
+    return tmp_path / "faq"
+
+
+def replace_in(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def line_of(path: Path, needle: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), start=1) if needle in line)
+
+
+def errors_of(folder: Path) -> list[str]:
+    errors, _ = check(folder)
+    return [str(e) for e in errors]
+
+
+def test_the_real_faq_has_no_errors() -> None:
+    errors, _ = check(FAQ_DIR)
+    assert errors == []
+
+
+def test_bad_yaml_names_file_and_line(faq_copy: Path) -> None:
+    faq = faq_copy / "smas_mini_lift.yaml"
+    replace_in(faq, "  - id: neck\n", "  - id: neck\n    title: [unclosed\n")
+    errors = errors_of(faq_copy)
+    assert len(errors) == 1
+    assert errors[0].startswith(f"{faq}:")
+    assert "not valid YAML" in errors[0]
+
+
+def test_missing_key(faq_copy: Path) -> None:
+    faq = faq_copy / "smas_mini_lift.yaml"
+    text = faq.read_text()
+    start = text.index("  - id: neck\n")
+    answer_at = text.index("    answer:", start)
+    follow_at = text.index("    follow_ups:", answer_at)
+    faq.write_text(text[:answer_at] + text[follow_at:])
+    errors = errors_of(faq_copy)
+    assert errors == [f"{faq}:{line_of(faq, '- id: neck')}: entries[11] (neck).answer: missing"]
+
+
+def test_mistyped_key_and_value(faq_copy: Path) -> None:
+    faq = faq_copy / "smas_mini_lift.yaml"
+    replace_in(faq, "  - id: neck\n", "  - id: neck\n    folow_ups: [scars]\n")
+    text = faq.read_text()
+    keywords_at = text.index("    keywords: [", text.index("  - id: scars\n"))
+    faq.write_text(text[:keywords_at] + "    keywords: just one string" + text[text.index("\n", keywords_at):])
+    errors = errors_of(faq_copy)
+    assert f"{faq}:{line_of(faq, 'folow_ups')}: entries[11] (neck).folow_ups: unknown key" in " ".join(errors)
+    assert any(f"{faq}:{line_of(faq, 'keywords: just one string')}:" in e and "(scars).keywords: must be a list" in e for e in errors)
+
+
+def test_duplicate_ids(faq_copy: Path) -> None:
+    faq = faq_copy / "smas_mini_lift.yaml"
+    replace_in(faq, "  - id: neck\n", "  - id: scars\n")
+    errors = errors_of(faq_copy)
+    first = line_of(faq, "- id: scars")
+    assert any("duplicate id 'scars'" in e and f"first used on line {first}" in e and e.startswith(f"{faq}:") for e in errors)
+
+
+def test_dangling_follow_up(faq_copy: Path) -> None:
+    faq = faq_copy / "smas_mini_lift.yaml"
+    text = faq.read_text()
+    start = text.index("  - id: neck\n")
+    follow = text.index("    follow_ups: [", start)
+    end = text.index("]", follow)
+    faq.write_text(text[:follow] + "    follow_ups: [no-such-entry" + text[end:])
+    errors = errors_of(faq_copy)
+    line = line_of(faq, "no-such-entry")
+    assert f"{faq}:{line}: entries[11] (neck).follow_ups[0]: follows up 'no-such-entry', which is not an entry id" in errors
+
+
+def test_empty_answer(faq_copy: Path) -> None:
+    faq = faq_copy / "smas_mini_lift.yaml"
+    text = faq.read_text()
+    start = text.index("  - id: neck\n")
+    answer_at = text.index("    answer:", start)
+    follow_at = text.index("    follow_ups:", answer_at)
+    faq.write_text(text[:answer_at] + '    answer: "  "\n' + text[follow_at:])
+    errors = errors_of(faq_copy)
+    line = line_of(faq, 'answer: "  "')
+    assert f"{faq}:{line}: entries[11] (neck).answer: is empty" in errors
+
+
+def test_intents_file_errors_name_their_file(faq_copy: Path) -> None:
+    intents = faq_copy / "intents.yaml"
+    replace_in(intents, "  fallback: >-", "  fallbak: >-")
+    errors = errors_of(faq_copy)
+    assert any(e.startswith(f"{intents}:") and "texts.fallback: missing" in e for e in errors)
+
+
+def test_missing_file(faq_copy: Path) -> None:
+    (faq_copy / "language.yaml").unlink()
+    assert errors_of(faq_copy) == [f"{faq_copy / 'language.yaml'}:1: (file): file not found"]
+
+
+def test_load_raises_with_every_problem(faq_copy: Path) -> None:
+    replace_in(faq_copy / "smas_mini_lift.yaml", "  - id: neck\n", "  - id: Neck Entry\n")
+    with pytest.raises(KnowledgeError) as raised:
+        load_knowledge(faq_copy)
+    assert "'Neck Entry' is not kebab-case" in str(raised.value)
+
+
+def test_warns_about_a_phrasing_that_matches_another_entry_better(faq_copy: Path) -> None:
+    faq = faq_copy / "smas_mini_lift.yaml"
+    text = faq.read_text()
+    start = text.index("  - id: neck\n")
+    questions_at = text.index("    questions:\n", start) + len("    questions:\n")
+    faq.write_text(text[:questions_at] + "      - will the incision scar be visible\n" + text[questions_at:])
+    errors, warnings = check(faq_copy)
+    assert errors == []
+    assert any(
+        w.line == line_of(faq, "will the incision scar be visible") and "neck.questions[0]" in w.key and "'scars'" in w.message
+        for w in warnings
+    )

@@ -1,0 +1,103 @@
+"""The matcher's three bands, intents, and messages that must never break it."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.core.matcher import ANSWER_SCORE, SUGGEST_SCORE, Matcher
+
+
+@pytest.mark.parametrize(
+    ("message", "entry"),
+    [
+        ("does it leave a scar", "scars"),
+        ("is the reocvery quick?", "recovery"),  # typo
+        ("will there be marks on my face after", "scars"),  # synonym
+        ("will my neck be lifted as well", "neck"),
+        ("can i combine it with a brow lift", "combined-procedures"),
+    ],
+)
+def test_clear_questions_are_answered_directly(matcher: Matcher, message: str, entry: str) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == ("faq", entry)
+    assert match.score >= ANSWER_SCORE
+
+
+def test_a_greeting_glued_to_a_question_answers_the_question(matcher: Matcher) -> None:
+    match = matcher.match("hi! does it leave a scar")
+    assert (match.intent, match.faq_id) == ("faq", "scars")
+
+
+def test_two_questions_answer_one_and_offer_the_other(matcher: Matcher) -> None:
+    match = matcher.match("does it leave a scarr? and how long is recovery")
+    assert match.intent == "faq"
+    assert {match.faq_id, match.also_asked} == {"scars", "recovery"}
+
+
+def test_an_ambiguous_message_gets_did_you_mean_choices(matcher: Matcher) -> None:
+    match = matcher.match("lift")
+    assert match.intent == "clarify"
+    assert 1 <= len(match.suggestions) <= 3
+    assert match.faq_id is None
+    assert SUGGEST_SCORE <= match.score
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["price?", "will i be asleep during the surgery", "what are the risks", "whats the weather like in seoul today", "qwertyuiop zxcv"],
+)
+def test_what_the_document_does_not_answer_falls_back(matcher: Matcher, message: str) -> None:
+    match = matcher.match(message)
+    assert match.intent == "fallback"
+    assert match.faq_id is None
+
+
+@pytest.mark.parametrize(
+    ("message", "intent"),
+    [
+        ("can i make an appointment for next week", "booking"),
+        ("connect me to a human pls", "human"),
+        ("hello there", "greeting"),
+        ("thank u so much 🙏", "thanks"),
+        ("thanks, i'd like to book a consultation", "booking"),
+        ("i had my lift 2 days ago and the wound keeps bleeding", "urgent"),
+        ("since last night my face is swollen on one side and really hurts, operated on monday", "urgent"),
+    ],
+)
+def test_intents(matcher: Matcher, message: str, intent: str) -> None:
+    assert matcher.match(message).intent == intent
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["will i bleed a lot after the surgery?", "i take blood thinners, can i still have surgery", "is swelling normal in general"],
+)
+def test_questions_about_risks_are_not_emergencies(matcher: Matcher, message: str) -> None:
+    assert matcher.match(message).intent != "urgent"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "",
+        "   \n\t ",
+        "scar " * 2000,
+        "x" * 10_000,
+        "😀😀😀🙏",
+        "수술 후 흉터가 남나요?",
+        "هل تترك ندبة؟",
+        "\x00\x01\x02 scar \x1b[31m",
+        "\ud800 lone surrogate",
+    ],
+)
+def test_odd_input_never_crashes_and_never_gets_a_confident_wrong_topic(matcher: Matcher, message: str) -> None:
+    match = matcher.match(message)
+    assert match.intent in {"faq", "clarify", "fallback"}
+    assert 0 <= match.score <= 100
+    if match.intent == "faq":
+        assert match.faq_id == "scars"  # the only topic any of these mention
+
+
+def test_empty_messages_are_flagged_as_empty(matcher: Matcher) -> None:
+    assert matcher.match("   ").empty
+    assert not matcher.match("😀").empty
