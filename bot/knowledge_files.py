@@ -152,6 +152,12 @@ class _Reader:
             return None
         return value
 
+    def flag(self, node: yaml.Node, key: str) -> bool | None:
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:bool":
+            return str(node.value).lower() in ("true", "yes", "on")
+        self.problem(node, key, f"must be true or false, found {_kind(node)}")
+        return None
+
     def text_list(self, node: yaml.Node, key: str, *, min_items: int = 0) -> tuple[str, ...] | None:
         if not isinstance(node, yaml.SequenceNode):
             self.problem(node, key, f"must be a list, found {_kind(node)}")
@@ -298,14 +304,15 @@ class _Reader:
                     items = self.mapping(topic_node, key)
                     if items is None:
                         continue
-                    self.unknown_keys(items, {"topic", "keywords", "phrases"}, key)
+                    self.unknown_keys(items, {"topic", "keywords", "phrases", "decisive"}, key)
                     topic_name_node = self.required(items, topic_node, key, "topic")
                     topic = self.text(topic_name_node, f"{key}.topic") if topic_name_node is not None else None
                     kw_node = self.required(items, topic_node, key, "keywords")
                     keywords = self.text_list(kw_node, f"{key}.keywords", min_items=1) if kw_node is not None else None
                     phrases = self.text_list(items["phrases"][1], f"{key}.phrases") if "phrases" in items else ()
-                    if topic and keywords is not None and phrases is not None:
-                        topics.append(OutOfScopeTopic(topic=topic, keywords=keywords, phrases=phrases))
+                    decisive = self.flag(items["decisive"][1], f"{key}.decisive") if "decisive" in items else False
+                    if topic and keywords is not None and phrases is not None and decisive is not None:
+                        topics.append(OutOfScopeTopic(topic=topic, keywords=keywords, phrases=phrases, decisive=decisive))
         texts: dict[str, str] = {}
         texts_node = self.required(top, root, "", "texts")
         text_items = self.mapping(texts_node, "texts") if texts_node is not None else None

@@ -101,3 +101,17 @@ def test_odd_input_never_crashes_and_never_gets_a_confident_wrong_topic(matcher:
 def test_empty_messages_are_flagged_as_empty(matcher: Matcher) -> None:
     assert matcher.match("   ").empty
     assert not matcher.match("😀").empty
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["how much would the lift with fat grafting cost", "is the deep plane part risky?", "will i be asleep for the fat transfer"],
+)
+def test_a_medical_or_money_fact_is_never_answered_from_a_nearby_topic(matcher: Matcher, message: str) -> None:
+    match = matcher.match(message)
+    assert match.intent == "fallback"
+    assert match.topic in {"price", "risks", "anesthesia"}
+
+
+def test_how_much_downtime_is_a_recovery_question_not_a_price(matcher: Matcher) -> None:
+    assert matcher.match("how much downtime is there").faq_id == "recovery"

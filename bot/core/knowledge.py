@@ -78,6 +78,7 @@ class OutOfScopeTopic:
     topic: str
     keywords: tuple[str, ...]
     phrases: tuple[str, ...] = ()
+    decisive: bool = False  # naming it at all means the fallback, whatever else the message mentions
 
 
 @dataclass(frozen=True)

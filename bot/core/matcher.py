@@ -20,13 +20,14 @@ correcting words against the vocabulary (see :mod:`bot.core.analysis`).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from bot.core.analysis import Analyzer
-from bot.core.knowledge import KnowledgeBase, UrgentVocabulary
-from bot.core.text import clauses, words
+from bot.core.knowledge import KnowledgeBase, OutOfScopeTopic, UrgentVocabulary
+from bot.core.text import clauses, marked_clauses, words
 
 CandidateKind = Literal["faq", "intent", "out_of_scope"]
 
@@ -36,11 +37,13 @@ ANSWER_SCORE = 50.0  # at or above: answer directly (if clearly ahead)
 SUGGEST_SCORE = 30.0  # at or above: worth offering as "did you mean"
 CLEAR_MARGIN = 8.0  # the best must lead the runner-up by this much to answer outright
 MAX_SUGGESTIONS = 3
+# An FAQ entry beats an out-of-scope subject named in the message only by this much.
+OUT_OF_SCOPE_CUE_MARGIN = 5.0
 # Weight of a word the FAQ never uses. Lower than a typical topic word: a
 # patient's context ("my friend recommended...") should dilute, not veto.
 UNKNOWN_WEIGHT = 1.2
 # Recall-leaning F-score: covering the phrasing matters more than covering the message.
-BETA = 1.6
+BETA = 2.0
 PHRASING_SHARE = 0.6  # share of the best-phrasing similarity in the score; the rest is vocabulary coverage
 
 SOCIAL_INTENTS = ("greeting", "thanks")
@@ -129,10 +132,22 @@ class Matcher:
                 self._phrasings.append(_Phrasing(index, terms, sum(self._idf[t] for t in terms)))
                 for term in terms:
                     self._postings[term].append(len(self._phrasings) - 1)
-        self._faq_index = {c.key: i for i, c in enumerate(self.candidates) if c.kind == "faq"}
+        self._candidate_index = {(c.kind, c.key): i for i, c in enumerate(self.candidates)}
         self._greeting_cues = self._cues("greeting")
         self._thanks_cues = self._cues("thanks")
+        faq_and_intent_terms = frozenset().union(
+            *(self._vocab[i] for i, c in enumerate(self.candidates) if c.kind != "out_of_scope")
+        )
+        self._out_of_scope_cues = self._cue_terms(knowledge.out_of_scope) - faq_and_intent_terms
+        self._decisive_cues = {
+            self._candidate_index[("out_of_scope", topic.topic)]: self._cue_terms([topic]) - faq_and_intent_terms
+            for topic in knowledge.out_of_scope
+            if topic.decisive
+        }
         self._urgent = _UrgentRules(self.analyzer, urgent, knowledge.language.personal)
+
+    def _cue_terms(self, topics: Iterable[OutOfScopeTopic]) -> frozenset[str]:
+        return frozenset(t for topic in topics for k in topic.keywords for t in self.analyzer.terms(k, correct_typos=False))
 
     def _cues(self, intent: str) -> tuple[tuple[str, ...], ...]:
         """Cue phrases of a social intent as word tuples, longest first."""
@@ -146,18 +161,18 @@ class Matcher:
 
     def rank(self, text: str) -> Ranked:
         """Score every candidate that shares a term with ``text`` (0-100), best first."""
-        terms = frozenset(self.analyzer.terms(text))
-        return self.rank_terms(terms)
+        return self.rank_terms(frozenset(self.analyzer.terms(text)))
 
     def rank_terms(self, terms: frozenset[str]) -> Ranked:
         if not terms:
             return Ranked()
-        query_weight = sum(self.weight(t) for t in terms)
+        weights = {t: self.weight(t) for t in terms}
+        query_weight = sum(weights.values())
         overlap: dict[int, float] = defaultdict(float)
         for term in terms:
-            w = self._idf.get(term)
-            if w is None:
+            if term not in self._idf:
                 continue
+            w = weights[term]
             for p in self._postings[term]:
                 overlap[p] += w
         best_phrasing: dict[int, float] = defaultdict(float)
@@ -172,7 +187,7 @@ class Matcher:
         scores: list[tuple[float, int]] = []
         for candidate, similarity in best_phrasing.items():
             vocab = self._vocab[candidate]
-            coverage = sum(self.weight(t) for t in terms if t in vocab) / query_weight
+            coverage = sum(w for t, w in weights.items() if t in vocab) / query_weight
             score = 100 * (PHRASING_SHARE * similarity + (1 - PHRASING_SHARE) * coverage)
             scores.append((round(score, 1), candidate))
         scores.sort(key=lambda s: (-s[0], s[1]))
@@ -185,19 +200,19 @@ class Matcher:
             return Match("fallback", empty=not text.strip())
         if self._urgent.matches(text):
             return Match("urgent", score=100.0)
-        surface = self.analyzer.surface_words(text)
-        social, rest = self._split_social(surface)
+        social, rest = self._split_social(self.analyzer.surface_words(text))
         if social is not None:
             rest_terms = frozenset(self.analyzer.terms(" ".join(rest)))
             if not rest_terms:
                 return Match(social, score=100.0)
-            about_rest = self._decide(self.rank_terms(rest_terms))
+            about_rest = self._decide(self.rank_terms(rest_terms), rest_terms)
             if about_rest.intent in ("booking", "human"):
                 return about_rest  # "thanks, i'd like to book" is a booking
             if not self._is_question(text):
-                return Match(social, score=100.0)  # "got it, thanks for explaining"
-        decision = self._decide(self.rank(text))
-        if decision.intent in ("faq", "clarify", "fallback"):
+                return Match(social, score=100.0)  # "got it, thanks for explaining", "hello deus team"
+        terms = frozenset(self.analyzer.terms(text))
+        decision = self._decide(self.rank_terms(terms), terms)
+        if decision.intent in ("faq", "clarify") or (decision.intent == "fallback" and decision.topic is None):
             decision = self._consider_clauses(text, decision)
         return decision
 
@@ -219,29 +234,46 @@ class Matcher:
                 i += 1
         return found, rest
 
-    def _is_question(self, text: str) -> bool:
-        if "?" in text:
-            return True
+    def _starts_a_question(self, clause: str) -> bool:
         starters = self.knowledge.language.question_starters
-        return any(w[0] in starters for w in (self.analyzer.surface_words(c) for c in clauses(text)) if w)
+        # Commas too: "hey!! quick q, is the neck treated" asks after the comma.
+        return any(w and w[0] in starters for w in (self.analyzer.surface_words(part) for part in clause.split(",")))
 
-    def _decide(self, ranked: Ranked) -> Match:
+    def _is_question(self, text: str) -> bool:
+        return "?" in text or any(self._starts_a_question(c) for c in clauses(text))
+
+    def _decide(self, ranked: Ranked, terms: frozenset[str]) -> Match:
         best = ranked.best()
         if best is None or best[0] < SUGGEST_SCORE:
             return Match("fallback", score=best[0] if best else 0.0)
         score, index = best
         candidate = self.candidates[index]
         runner_up = ranked.scores[1][0] if len(ranked.scores) > 1 else 0.0
+        for topic_index, cues in self._decisive_cues.items():
+            if terms & cues:
+                topic_score = next((s for s, i in ranked.scores if i == topic_index), score)
+                return Match("fallback", score=topic_score, topic=self.candidates[topic_index].key)
+        if candidate.kind == "faq" and terms & self._out_of_scope_cues:
+            # The message names something the document never covers ("cost",
+            # "insurance", "anaesthesia"): unless an FAQ entry clearly wins,
+            # the honest answer is the fallback, not the nearest topic.
+            oos = next(((s, i) for s, i in ranked.scores if self.candidates[i].kind == "out_of_scope"), None)
+            if oos is not None and oos[0] >= score - OUT_OF_SCOPE_CUE_MARGIN:
+                score, index = oos
+                candidate = self.candidates[index]
         if candidate.kind == "out_of_scope":
             return Match("fallback", score=score, topic=candidate.key)
         if candidate.kind == "intent":
             if score >= ANSWER_SCORE or score - runner_up >= CLEAR_MARGIN:
                 return Match(candidate.key, score=score)  # type: ignore[arg-type]
             return Match("fallback", score=score)
+        if not terms & self._out_of_scope_cues:
+            # No word of the message belongs only to a subject the document
+            # lacks, so such a subject is no real rival ("is it permanent?"
+            # shares "permanent" with "how many years exactly").
+            runner_up = next((s for s, i in ranked.scores[1:] if self.candidates[i].kind != "out_of_scope"), 0.0)
         suggestions = tuple(
-            self.candidates[i].key
-            for s, i in ranked.scores
-            if self.candidates[i].kind == "faq" and s >= SUGGEST_SCORE
+            self.candidates[i].key for s, i in ranked.scores if self.candidates[i].kind == "faq" and s >= SUGGEST_SCORE
         )[:MAX_SUGGESTIONS]
         if score >= ANSWER_SCORE and score - runner_up >= CLEAR_MARGIN:
             return Match("faq", faq_id=candidate.key, score=score)
@@ -249,27 +281,28 @@ class Matcher:
 
     def _consider_clauses(self, text: str, whole: Match) -> Match:
         """Handle messages holding several questions, or a question inside a long story."""
-        parts = clauses(text)
+        parts = marked_clauses(text)
         if len(parts) < 2:
             return whole
-        confident: list[tuple[float, str]] = []
-        for part in parts:
-            if self._urgent.matches(part):
+        decided: list[tuple[bool, Match]] = []
+        for clause, question_mark in parts:
+            if self._urgent.matches(clause):
                 continue
-            decision = self._decide(self.rank(part))
-            if decision.intent == "faq" and decision.faq_id is not None:
-                confident.append((decision.score, decision.faq_id))
-        confident.sort(key=lambda item: -item[0])
-        distinct = list(dict.fromkeys(faq_id for _, faq_id in confident))
+            terms = frozenset(self.analyzer.terms(clause))
+            decided.append((question_mark or self._starts_a_question(clause), self._decide(self.rank_terms(terms), terms)))
+        answered = [(asked, d) for asked, d in decided if d.intent == "faq" and d.faq_id is not None]
         if whole.intent == "faq":
-            others = [d for d in distinct if d != whole.faq_id]
-            if others:
-                return Match("faq", faq_id=whole.faq_id, score=whole.score, also_asked=others[0])
+            other = next((d.faq_id for asked, d in answered if asked and d.faq_id != whole.faq_id), None)
+            return replace(whole, also_asked=other) if other else whole
+        # A story around a question: trust the clauses that ask something.
+        if any(asked for asked, _ in decided):
+            answered = [(asked, d) for asked, d in answered if asked]
+        if not answered:
             return whole
-        if distinct:
-            score = confident[0][0]
-            return Match("faq", faq_id=distinct[0], score=score, also_asked=distinct[1] if len(distinct) > 1 else None)
-        return whole
+        ordered = sorted((d for _, d in answered), key=lambda d: -d.score)
+        best = ordered[0]
+        other = next((d.faq_id for d in ordered if d.faq_id != best.faq_id), None)
+        return replace(best, also_asked=other)
 
 
 class _UrgentRules:

@@ -33,8 +33,19 @@ def words(text: str) -> list[str]:
 
 def clauses(text: str) -> list[str]:
     """Split a message into the clauses that may each carry a question."""
-    parts = (p.strip() for p in _CLAUSE_BREAK.split(text[:MAX_ANALYSED_CHARS]))
-    return [p for p in parts if p and any(ch.isalnum() for ch in p)]
+    return [clause for clause, _ in marked_clauses(text)]
+
+
+def marked_clauses(text: str) -> list[tuple[str, bool]]:
+    """Clauses of a message, each with whether a question mark ended it."""
+    text = text[:MAX_ANALYSED_CHARS]
+    out: list[tuple[str, bool]] = []
+    start = 0
+    for found in _CLAUSE_BREAK.finditer(text):
+        out.append((text[start : found.start()].strip(), "?" in found.group()))
+        start = found.end()
+    out.append((text[start:].strip(), False))
+    return [(c, q) for c, q in out if c and any(ch.isalnum() for ch in c)]
 
 
 def stem(word: str) -> str:
