@@ -19,6 +19,7 @@ correcting words against the vocabulary (see :mod:`bot.core.analysis`).
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable
 from collections import defaultdict
@@ -37,6 +38,8 @@ ANSWER_SCORE = 50.0  # at or above: answer directly (if clearly ahead)
 SUGGEST_SCORE = 30.0  # at or above: worth offering as "did you mean"
 CLEAR_MARGIN = 8.0  # the best must lead the runner-up by this much to answer outright
 MAX_SUGGESTIONS = 3
+RANK_DEPTH = 12  # candidates kept per ranking: enough for suggestions and rivals
+COMMON_POSTINGS = 2_000  # see Matcher.rank_terms
 # An FAQ entry beats an out-of-scope subject named in the message only by this much.
 OUT_OF_SCOPE_CUE_MARGIN = 5.0
 # Weight of a word the FAQ never uses. Lower than a typical topic word: a
@@ -164,14 +167,19 @@ class Matcher:
         return self.rank_terms(frozenset(self.analyzer.terms(text)))
 
     def rank_terms(self, terms: frozenset[str]) -> Ranked:
-        if not terms:
-            return Ranked()
+        """The best-scoring candidates for these terms (at most RANK_DEPTH), best first."""
         weights = {t: self.weight(t) for t in terms}
         query_weight = sum(weights.values())
+        known = [t for t in terms if t in self._idf]
+        if not known:
+            return Ranked()
+        # On very large FAQs a few words sit in tens of thousands of phrasings;
+        # walking those lists dominated the time. They are added only to the
+        # phrasings the rarer words found. The real FAQ never reaches the limit.
+        rare = [t for t in known if len(self._postings[t]) <= COMMON_POSTINGS] or known
+        common = [t for t in known if t not in rare]
         overlap: dict[int, float] = defaultdict(float)
-        for term in terms:
-            if term not in self._idf:
-                continue
+        for term in rare:
             w = weights[term]
             for p in self._postings[term]:
                 overlap[p] += w
@@ -179,18 +187,24 @@ class Matcher:
         beta2 = BETA * BETA
         for p, shared in overlap.items():
             phrasing = self._phrasings[p]
+            if common:
+                shared += sum(weights[t] for t in common if t in phrasing.terms)
             precision = shared / query_weight
             recall = shared / phrasing.weight
             f = (1 + beta2) * precision * recall / (beta2 * precision + recall)
             if f > best_phrasing[phrasing.candidate]:
                 best_phrasing[phrasing.candidate] = f
+        # Coverage can add at most (1 - PHRASING_SHARE) * 100, so candidates are
+        # visited by phrasing similarity and the walk stops once none can enter the top.
         scores: list[tuple[float, int]] = []
-        for candidate, similarity in best_phrasing.items():
+        for candidate, similarity in sorted(best_phrasing.items(), key=lambda item: -item[1]):
+            if len(scores) >= RANK_DEPTH and 100 * (PHRASING_SHARE * similarity + 1 - PHRASING_SHARE) < scores[RANK_DEPTH - 1][0]:
+                break
             vocab = self._vocab[candidate]
             coverage = sum(w for t, w in weights.items() if t in vocab) / query_weight
-            score = 100 * (PHRASING_SHARE * similarity + (1 - PHRASING_SHARE) * coverage)
-            scores.append((round(score, 1), candidate))
-        scores.sort(key=lambda s: (-s[0], s[1]))
+            score = round(100 * (PHRASING_SHARE * similarity + (1 - PHRASING_SHARE) * coverage), 1)
+            bisect.insort(scores, (score, candidate), key=lambda s: (-s[0], s[1]))
+            del scores[RANK_DEPTH:]
         return Ranked(scores)
 
     # -- decision --------------------------------------------------------------
