@@ -16,6 +16,7 @@ import yaml
 
 from bot.core.knowledge import (
     INTENT_NAMES,
+    BookingVocabulary,
     REQUIRED_TEXTS,
     FaqEntry,
     IntentVocabulary,
@@ -83,9 +84,15 @@ def read_knowledge(path: Path | str | None = None) -> tuple[KnowledgeBase | None
     intents_part = reader.intents_file(intents_path, intents_root) if intents_root is not None else None
     if reader.problems or intents_part is None:
         return None, reader.problems
-    intents, urgent, out_of_scope, texts = intents_part
+    intents, urgent, out_of_scope, texts, booking = intents_part
     knowledge = KnowledgeBase(
-        entries=entries, intents=intents, urgent=urgent, out_of_scope=out_of_scope, texts=texts, language=language
+        entries=entries,
+        intents=intents,
+        urgent=urgent,
+        out_of_scope=out_of_scope,
+        texts=texts,
+        language=language,
+        booking=booking,
     )
     return knowledge, []
 
@@ -262,12 +269,12 @@ class _Reader:
     # -- intents.yaml --------------------------------------------------------
     def intents_file(
         self, path: Path, root: yaml.Node
-    ) -> tuple[dict[str, IntentVocabulary], UrgentVocabulary, tuple[OutOfScopeTopic, ...], dict[str, str]] | None:
+    ) -> tuple[dict[str, IntentVocabulary], UrgentVocabulary, tuple[OutOfScopeTopic, ...], dict[str, str], BookingVocabulary] | None:
         self._path = path
         top = self.mapping(root, "")
         if top is None:
             return None
-        self.unknown_keys(top, {"intents", "out_of_scope", "texts"}, "")
+        self.unknown_keys(top, {"intents", "out_of_scope", "booking", "texts"}, "")
         intents: dict[str, IntentVocabulary] = {}
         urgent: UrgentVocabulary | None = None
         intents_node = self.required(top, root, "", "intents")
@@ -324,9 +331,27 @@ class _Reader:
                 value = self.text(node, f"texts.{name}")
                 if value is not None:
                     texts[name] = value.strip()
+        booking = BookingVocabulary()
+        if "booking" in top:
+            node = top["booking"][1]
+            items = self.mapping(node, "booking")
+            if items is not None:
+                self.unknown_keys(items, {"time_options", "yes_words", "no_words"}, "booking")
+                lists = {
+                    name: self.text_list(items[name][1], f"booking.{name}") if name in items else ()
+                    for name in ("time_options", "yes_words", "no_words")
+                }
+                for index, option in enumerate(lists["time_options"] or ()):
+                    if len(option) > _TITLE_MAX:
+                        self.problem(items["time_options"][1].value[index], f"booking.time_options[{index}]", f"keep it within {_TITLE_MAX} characters so it fits a button")
+                booking = BookingVocabulary(
+                    time_options=lists["time_options"] or (),
+                    yes_words=frozenset(w.lower() for w in lists["yes_words"] or ()),
+                    no_words=frozenset(w.lower() for w in lists["no_words"] or ()),
+                )
         if urgent is None or intent_items is None or text_items is None:
             return None
-        return intents, urgent, tuple(topics), texts
+        return intents, urgent, tuple(topics), texts, booking
 
     def _urgent(self, node: yaml.Node, items: dict[str, tuple[yaml.Node, yaml.Node]], key: str) -> UrgentVocabulary | None:
         lists = ("red_flags", "symptoms", "intensifiers", "post_op")

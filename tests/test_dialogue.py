@@ -14,6 +14,7 @@ from bot.core.dialogue import (
     PatientCommand,
     PatientText,
     RecordUnanswered,
+    Reply,
     SessionState,
     UnsupportedMessage,
 )
@@ -37,7 +38,6 @@ def test_an_answer_offers_its_follow_ups_as_buttons(dialogue: Dialogue) -> None:
     assert reply.text == entry.answer
     assert [b.data for b in reply.buttons] == [f"faq:{f}" for f in entry.follow_ups][:3]
     assert step.state.last_faq_id == "scars"
-    assert step.state.offered == tuple(b.data for b in reply.buttons)
 
 
 def test_pressing_a_suggestion_answers_it(dialogue: Dialogue) -> None:
@@ -65,8 +65,9 @@ def test_fallback_is_honest_offers_staff_and_booking_and_is_recorded(dialogue: D
 def test_urgent_gets_the_safety_reply_and_goes_to_staff(dialogue: Dialogue) -> None:
     message = "i had my smas lift 2 days ago and the wound keeps bleeding through the dressing"
     step = dialogue.handle(SessionState(), PatientText(message))
-    assert step.replies[0].text == dialogue.texts["urgent"]
+    assert step.actions[0] == Reply(dialogue.texts["urgent"], remove_keyboard=True)  # safety advice first
     assert HandOff("urgent", message) in step.actions
+    assert step.state.mode == "handoff"
     assert not any(e.answer in step.replies[0].text for e in dialogue.knowledge.entries)
 
 
@@ -104,5 +105,5 @@ def test_a_very_long_message_is_answered_and_told_so(dialogue: Dialogue) -> None
 
 
 def test_the_same_state_and_event_always_give_the_same_step(dialogue: Dialogue) -> None:
-    state = SessionState(last_faq_id="neck", offered=("faq:scars",))
+    state = SessionState(last_faq_id="neck")
     assert dialogue.handle(state, PatientText("is it permanent?")) == dialogue.handle(state, PatientText("is it permanent?"))

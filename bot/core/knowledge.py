@@ -20,7 +20,6 @@ REQUIRED_TEXTS: tuple[str, ...] = (
     "disclaimer",
     "fallback",
     "clarify",
-    "related",
     "greeting",
     "thanks",
     "urgent",
@@ -33,6 +32,53 @@ REQUIRED_TEXTS: tuple[str, ...] = (
     "stale_button",
     "button_human",
     "button_booking",
+    "button_cancel",
+    "button_skip",
+    "button_confirm",
+    "button_edit",
+    "button_share_phone",
+    "button_consent_yes",
+    "button_consent_no",
+    "button_edit_name",
+    "button_edit_phone",
+    "button_edit_when",
+    "button_edit_note",
+    "button_close",
+    "booking_ask_name",
+    "booking_bad_name",
+    "booking_ask_phone",
+    "booking_bad_phone",
+    "booking_ask_when",
+    "booking_bad_when",
+    "booking_ask_note",
+    "booking_bad_note",
+    "booking_ask_consent",
+    "booking_consent_needed",
+    "booking_summary",
+    "booking_no_note",
+    "booking_choose_edit",
+    "booking_confirmed",
+    "booking_cancelled",
+    "booking_declined",
+    "booking_resume",
+    "nothing_to_cancel",
+    "handoff_waiting",
+    "handoff_ended_by_patient",
+    "handoff_ended_by_staff",
+    "handoff_reopened",
+    "not_in_handoff",
+    "staff_card_title",
+    "staff_reason_unanswered",
+    "staff_reason_requested",
+    "staff_reason_urgent",
+    "staff_reason_booking",
+    "staff_patient_ended",
+    "staff_closed",
+    "staff_topic_closed",
+    "staff_reopened",
+    "staff_note_saved",
+    "staff_patient_forgotten",
+    "staff_relay_failed",
 )
 
 
@@ -82,6 +128,15 @@ class OutOfScopeTopic:
 
 
 @dataclass(frozen=True)
+class BookingVocabulary:
+    """Quick choices and typed answers the booking conversation understands."""
+
+    time_options: tuple[str, ...] = ()
+    yes_words: frozenset[str] = frozenset()
+    no_words: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Language:
     """Vocabulary for normalisation: chat shorthand, synonyms and words that carry no topic."""
 
@@ -102,6 +157,7 @@ class KnowledgeBase:
     out_of_scope: tuple[OutOfScopeTopic, ...]
     texts: dict[str, str]
     language: Language
+    booking: BookingVocabulary = BookingVocabulary()
 
     @cached_property  # cached_property writes __dict__ directly, so it works on a frozen dataclass
     def _entries_by_id(self) -> dict[str, FaqEntry]:
