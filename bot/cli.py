@@ -72,6 +72,23 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Telegram when a token is configured, the console chat otherwise."""
+    from bot.config import ConfigError, load_config
+    from bot.runner import NO_TOKEN_NOTICE, run_telegram
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return 2
+    if not config.has_token:
+        print(NO_TOKEN_NOTICE, file=sys.stderr)
+        args.faq = args.faq or str(config.faq_path)
+        return cmd_chat(args)
+    return run_telegram(config)
+
+
 def cmd_faq_check(args: argparse.Namespace) -> int:
     from bot.faq_check import check
 
@@ -114,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="talk to the bot in the console")
     chat.set_defaults(func=cmd_chat)
 
+    run = sub.add_parser("run", help="run the bot: Telegram when a token is configured, else the console chat")
+    run.add_argument("--config", help="config file (default: config.yaml beside the project, if present)")
+    run.set_defaults(func=cmd_run)
+
     faq = sub.add_parser("faq", help="FAQ tools")
     faq_sub = faq.add_subparsers(dest="faq_command", required=True)
     check = faq_sub.add_parser("check", help="validate the FAQ, intents and language files")
@@ -130,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        args = parser.parse_args(["chat", *(argv or [])])
+        args = parser.parse_args([*(argv or []), "run"])
     try:
         return int(args.func(args))
     except KnowledgeError as exc:

@@ -79,6 +79,12 @@ REQUIRED_TEXTS: tuple[str, ...] = (
     "staff_note_saved",
     "staff_patient_forgotten",
     "staff_relay_failed",
+    "command_start",
+    "command_help",
+    "command_book",
+    "command_human",
+    "command_end",
+    "command_cancel",
 )
 
 

@@ -1,0 +1,210 @@
+"""Deployment configuration (YAML), with environment overrides and precise errors.
+
+Every key is documented in ``config.example.yaml``. Only ``telegram.token``
+and ``telegram.staff_chat_id`` are needed to run in Telegram; everything else
+has a default. Relative paths resolve against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config.yaml"
+TELEGRAM_API = "https://api.telegram.org/bot"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used: names the file, the key and what is wrong."""
+
+    def __init__(self, path: Path | None, key: str, message: str) -> None:
+        self.path, self.key, self.message = path, key, message
+        where = f"{path}: " if path else ""
+        super().__init__(f"{where}{key}: {message}")
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    listen: str = "0.0.0.0"
+    port: int = 8443
+    path: str = "telegram"
+    url: str = ""
+    secret_token: str = ""
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    overall_per_second: float = 30.0  # Telegram's limit for one bot
+    group_per_minute: float = 20.0  # Telegram's limit per group chat
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    token: str = ""
+    api_base_url: str = TELEGRAM_API
+    api_file_url: str = ""
+    staff_chat_id: int = 0
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook: WebhookConfig = field(default_factory=WebhookConfig)
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+
+
+@dataclass(frozen=True)
+class Config:
+    telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    storage_path: Path = PROJECT_ROOT / "bot.sqlite3"
+    faq_path: Path = PROJECT_ROOT / "faq"
+    log_level: str = "INFO"
+    phone_region: str = "KR"
+    transcript_lines: int = 12  # recent conversation lines shown on a staff card
+    source: Path | None = None
+
+    @property
+    def has_token(self) -> bool:
+        return bool(self.telegram.token)
+
+
+def derive_file_url(api_base_url: str) -> str:
+    """Telegram serves files beside the API: ``…/bot`` becomes ``…/file/bot``."""
+    base = api_base_url.rstrip("/")
+    if base.endswith("/bot"):
+        return base[: -len("/bot")] + "/file/bot"
+    return base + "/file"
+
+
+def load_config(path: Path | str | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Read the config file (optional when ``path`` is None) and apply environment overrides."""
+    env = os.environ if environ is None else environ
+    source: Path | None = None
+    data: dict[str, Any] = {}
+    if path is not None or DEFAULT_CONFIG.exists():
+        source = Path(path) if path is not None else DEFAULT_CONFIG
+        try:
+            loaded = yaml.safe_load(source.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(source, "(file)", "not found; copy config.example.yaml and edit it") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f"line {mark.line + 1}: " if mark else ""
+            raise ConfigError(source, "(yaml)", f"{line}not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(source, "(top level)", "must be a mapping of sections (telegram, storage, faq, logging)")
+        data = loaded or {}
+    return _build(data, source, env)
+
+
+class _Reader:
+    def __init__(self, source: Path | None) -> None:
+        self.source = source
+
+    def section(self, data: dict[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
+        value = data.get(key.rsplit(".", 1)[-1])
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(self.source, key, f"must be a mapping, found {value!r}")
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise ConfigError(self.source, f"{key}.{unknown[0]}", f"unknown key (expected one of: {', '.join(sorted(allowed))})")
+        return value
+
+    def text(self, data: dict[str, Any], key: str, default: str) -> str:
+        value = data.get(key.rsplit(".", 1)[-1], default)
+        if value is None:
+            return default
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise ConfigError(self.source, key, f"must be text, found {value!r}")
+        return str(value).strip()
+
+    def number(self, data: dict[str, Any], key: str, default: float, *, integer: bool = False, minimum: float = 0) -> Any:
+        value = data.get(key.rsplit(".", 1)[-1], default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
+            kind = "a whole number" if integer else "a number"
+            raise ConfigError(self.source, key, f"must be {kind}, found {value!r}")
+        if value < minimum:
+            raise ConfigError(self.source, key, f"must be at least {minimum}, found {value!r}")
+        return int(value) if integer else float(value)
+
+    def path(self, data: dict[str, Any], key: str, default: Path) -> Path:
+        value = self.text(data, key, "")
+        if not value:
+            return default
+        candidate = Path(value).expanduser()
+        if not candidate.is_absolute():
+            candidate = (self.source.parent if self.source else Path.cwd()) / candidate
+        return candidate
+
+
+def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._Environ[str]) -> Config:
+    r = _Reader(source)
+    unknown = sorted(set(data) - {"telegram", "storage", "faq", "logging", "booking", "staff"})
+    if unknown:
+        raise ConfigError(source, unknown[0], "unknown section (expected telegram, storage, faq, logging, booking, staff)")
+    tg = r.section(data, "telegram", {"token", "api_base_url", "api_file_url", "staff_chat_id", "mode", "webhook", "rate_limit"})
+    token = (env.get("TELEGRAM_BOT_TOKEN") or "").strip() or r.text(tg, "telegram.token", "")
+    if token and (":" not in token or any(ch.isspace() for ch in token)):
+        raise ConfigError(source, "telegram.token", "does not look like a bot token (expected '<digits>:<letters>' from @BotFather)")
+    base_url = r.text(tg, "telegram.api_base_url", TELEGRAM_API) or TELEGRAM_API
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(source, "telegram.api_base_url", f"must be an http(s) URL, found {base_url!r}")
+    file_url = r.text(tg, "telegram.api_file_url", "") or derive_file_url(base_url)
+    staff_raw = tg.get("staff_chat_id", 0)
+    if isinstance(staff_raw, str) and staff_raw.strip().lstrip("-").isdigit():
+        staff_raw = int(staff_raw)
+    if isinstance(staff_raw, bool) or not isinstance(staff_raw, int):
+        raise ConfigError(source, "telegram.staff_chat_id", f"must be the numeric id of the staff supergroup (like -1001234567890), found {staff_raw!r}")
+    if token and staff_raw >= 0:
+        raise ConfigError(
+            source, "telegram.staff_chat_id",
+            "must be set to the staff supergroup's id (a negative number like -1001234567890); add the bot to the group and read the id from an update",
+        )
+    mode = r.text(tg, "telegram.mode", "polling").lower()
+    if mode not in ("polling", "webhook"):
+        raise ConfigError(source, "telegram.mode", f"must be 'polling' or 'webhook', found {mode!r}")
+    wh = r.section(tg, "telegram.webhook", {"listen", "port", "path", "url", "secret_token"})
+    webhook = WebhookConfig(
+        listen=r.text(wh, "telegram.webhook.listen", "0.0.0.0"),
+        port=r.number(wh, "telegram.webhook.port", 8443, integer=True, minimum=1),
+        path=r.text(wh, "telegram.webhook.path", "telegram").strip("/"),
+        url=r.text(wh, "telegram.webhook.url", ""),
+        secret_token=r.text(wh, "telegram.webhook.secret_token", ""),
+    )
+    if mode == "webhook" and token:
+        if not webhook.url.startswith("https://") and not webhook.url.startswith("http://127.0.0.1"):
+            raise ConfigError(source, "telegram.webhook.url", "webhook mode needs the public https:// URL Telegram should call")
+        if not webhook.secret_token or not all(ch.isalnum() or ch in "_-" for ch in webhook.secret_token) or len(webhook.secret_token) > 256:
+            raise ConfigError(source, "telegram.webhook.secret_token", "webhook mode needs a secret of 1-256 characters A-Z, a-z, 0-9, _ or -")
+    rl = r.section(tg, "telegram.rate_limit", {"overall_per_second", "group_per_minute"})
+    rate = RateLimitConfig(
+        overall_per_second=r.number(rl, "telegram.rate_limit.overall_per_second", 30.0),
+        group_per_minute=r.number(rl, "telegram.rate_limit.group_per_minute", 20.0),
+    )
+    storage = r.section(data, "storage", {"path"})
+    faq = r.section(data, "faq", {"path"})
+    logging_section = r.section(data, "logging", {"level"})
+    level = ((env.get("LOG_LEVEL") or "").strip() or r.text(logging_section, "logging.level", "INFO")).upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(source, "logging.level", f"must be one of {', '.join(LOG_LEVELS)}, found {level!r}")
+    booking = r.section(data, "booking", {"phone_region"})
+    region = r.text(booking, "booking.phone_region", "KR").upper()
+    if len(region) != 2 or not region.isalpha():
+        raise ConfigError(source, "booking.phone_region", f"must be a two-letter country code such as KR, found {region!r}")
+    staff = r.section(data, "staff", {"transcript_lines"})
+    return Config(
+        telegram=TelegramConfig(
+            token=token, api_base_url=base_url, api_file_url=file_url, staff_chat_id=staff_raw,
+            mode=mode, webhook=webhook, rate_limit=rate,  # type: ignore[arg-type]
+        ),
+        storage_path=r.path(storage, "storage.path", PROJECT_ROOT / "bot.sqlite3"),
+        faq_path=r.path(faq, "faq.path", PROJECT_ROOT / "faq"),
+        log_level=level,
+        phone_region=region,
+        transcript_lines=r.number(staff, "staff.transcript_lines", 12, integer=True, minimum=0),
+        source=source,
+    )

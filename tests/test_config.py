@@ -1,0 +1,91 @@
+"""Configuration: defaults, environment overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, derive_file_url, load_config
+from tests.conftest import ROOT
+
+TOKEN = "123456:ABC-def"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_example_config_is_valid_and_has_no_token() -> None:
+    config = load_config(ROOT / "config.example.yaml", environ={})
+    assert not config.has_token
+    assert config.telegram.api_file_url == "https://api.telegram.org/file/bot"
+
+
+def test_only_the_documented_keys_are_enough_and_paths_are_relative_to_the_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+telegram:
+  token: "{TOKEN}"
+  api_base_url: http://127.0.0.1:9999/bot
+  staff_chat_id: -1001
+  mode: polling
+  rate_limit: {{overall_per_second: 0, group_per_minute: 0}}
+storage: {{path: data/bot.db}}
+faq: {{path: ../faq}}
+logging: {{level: debug}}
+""",
+    )
+    config = load_config(path, environ={})
+    assert config.telegram.token == TOKEN
+    assert config.telegram.api_file_url == "http://127.0.0.1:9999/file/bot"
+    assert config.storage_path == tmp_path / "data" / "bot.db"
+    assert config.faq_path == tmp_path / ".." / "faq"
+    assert config.log_level == "DEBUG"
+    assert config.telegram.rate_limit.overall_per_second == 0
+
+
+def test_environment_overrides_token_and_log_level(tmp_path: Path) -> None:
+    path = write(tmp_path, "telegram: {token: '1:file', staff_chat_id: -5}\nlogging: {level: INFO}\n")
+    config = load_config(path, environ={"TELEGRAM_BOT_TOKEN": TOKEN, "LOG_LEVEL": "warning"})
+    assert config.telegram.token == TOKEN and config.log_level == "WARNING"
+    assert load_config(path, environ={"TELEGRAM_BOT_TOKEN": "  "}).telegram.token == "1:file"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        ("telegram: {token: '1:a', staff_chat_id: 0}", "telegram.staff_chat_id", "staff supergroup"),
+        ("telegram: {token: '1:a', staff_chat_id: 'abc'}", "telegram.staff_chat_id", "numeric id"),
+        ("telegram: {token: 'not a token'}", "telegram.token", "does not look like"),
+        ("telegram: {mode: push}", "telegram.mode", "'polling' or 'webhook'"),
+        ("telegram: {token: '1:a', staff_chat_id: -1, mode: webhook, webhook: {url: 'https://x.example'}}", "telegram.webhook.secret_token", "secret"),
+        ("telegram: {rate_limit: {overall_per_second: fast}}", "telegram.rate_limit.overall_per_second", "must be a number"),
+        ("telegram: {webhook: {port: 0}}", "telegram.webhook.port", "at least 1"),
+        ("telegram: {tokn: x}", "telegram.tokn", "unknown key"),
+        ("logging: {level: LOUD}", "logging.level", "must be one of"),
+        ("storage: [a, b]", "storage", "must be a mapping"),
+        ("telegram: {api_base_url: 'ftp://x'}", "telegram.api_base_url", "http(s) URL"),
+        ("telegram: [", "(yaml)", "not valid YAML"),
+    ],
+)
+def test_errors_name_the_file_and_key(tmp_path: Path, text: str, key: str, words: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, environ={})
+    assert raised.value.key == key
+    assert str(raised.value).startswith(f"{path}: {key}: ")
+    assert words in raised.value.message
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml", environ={})
+
+
+def test_file_url_derivation() -> None:
+    assert derive_file_url("http://localhost:8081/bot") == "http://localhost:8081/file/bot"
+    assert derive_file_url("http://localhost:8081/bot/") == "http://localhost:8081/file/bot"

@@ -1,0 +1,63 @@
+"""The SQLite store: schema versioning, and nothing lost across a restart."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.core.booking import Booking, BookingDraft
+from bot.core.dialogue import SessionState
+from bot.storage import MIGRATIONS, Patient, Store
+
+
+def test_a_new_database_gets_the_latest_schema(tmp_path: Path) -> None:
+    store = Store(tmp_path / "bot.db")
+    assert store.schema_version == len(MIGRATIONS)
+
+
+def test_a_database_from_newer_code_is_refused_not_damaged(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    db.close()
+    with pytest.raises(RuntimeError, match="newer than this code"):
+        Store(path)
+
+
+def test_sessions_handoffs_and_bookings_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    store = Store(path)
+    state = SessionState(mode="bot", booking=BookingDraft(step="when", name="Ana", phone="+821012345678"))
+    store.save_patient(Patient(42, "Ana", "Kim", "ana_k"))
+    store.save_session(42, state)
+    store.open_handoff(7, "urgent", urgent=True)
+    store.record_topic(7, 1001)
+    store.add_booking(42, Booking("Ana", "+821012345678", "Saturday", ""))
+    store.add_transcript(42, "patient", "hello")
+    store.close()
+
+    again = Store(path)
+    assert again.load_session(42) == state
+    assert again.patient(42).display_name == "Ana Kim"
+    handoff = again.handoff_by_thread(1001)
+    assert handoff is not None and handoff.chat_id == 7 and handoff.status == "open" and handoff.urgent
+    assert again.bookings(42) == [Booking("Ana", "+821012345678", "Saturday", "")]
+    assert [line.text for line in again.recent_transcript(42, 5)] == ["hello"]
+
+
+def test_two_patients_can_never_share_a_topic(tmp_path: Path) -> None:
+    store = Store(tmp_path / "bot.db")
+    store.record_topic(1, 500)
+    with pytest.raises(sqlite3.IntegrityError):
+        store.record_topic(2, 500)
+
+
+def test_unanswered_questions_are_grouped_for_operators(tmp_path: Path) -> None:
+    store = Store(tmp_path / "bot.db")
+    for question in ("Price?", "price?", "is there parking"):
+        store.add_unanswered(1, question)
+    assert {(q.lower(), n) for q, n in store.unanswered()} == {("price?", 2), ("is there parking", 1)}
+    assert store.unanswered()[0][1] == 2  # most asked first
