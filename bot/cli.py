@@ -89,6 +89,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_telegram(config)
 
 
+def cmd_unanswered(args: argparse.Namespace) -> int:
+    """What patients asked that the FAQ did not answer, most asked first."""
+    from bot.config import ConfigError, load_config
+    from bot.storage import Store
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return 2
+    if not config.storage_path.exists():
+        print(f"No conversations stored yet ({config.storage_path} does not exist).")
+        return 0
+    store = Store(config.storage_path)
+    rows = store.unanswered(args.limit)
+    store.close()
+    if not rows:
+        print("Every question so far was answered from the FAQ.")
+    for question, count in rows:
+        print(f"{count:5d}  {question}")
+    return 0
+
+
 def cmd_faq_check(args: argparse.Namespace) -> int:
     from bot.faq_check import check
 
@@ -140,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = faq_sub.add_parser("check", help="validate the FAQ, intents and language files")
     check.add_argument("path", nargs="?", help="FAQ folder or FAQ file (default: faq/)")
     check.set_defaults(func=cmd_faq_check)
+
+    unanswered = sub.add_parser("unanswered", help="questions patients asked that the FAQ did not answer")
+    unanswered.add_argument("--config", help="config file (its storage.path is read)")
+    unanswered.add_argument("--limit", type=int, default=50, help="how many to show (default 50)")
+    unanswered.set_defaults(func=cmd_unanswered)
 
     ev = sub.add_parser("eval", help="measure answers on labelled messages")
     ev.add_argument("cases", nargs="?", default=str(DEFAULT_CASES), help=f"YAML cases (default: {DEFAULT_CASES})")

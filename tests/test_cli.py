@@ -94,3 +94,19 @@ def test_eval_prints_the_figures() -> None:
     assert result.returncode == 0, result.stderr
     for label in ("direct accuracy", "reached incl. suggestions", "wrong answers", "intent accuracy", "answered where @fallback"):
         assert label in result.stdout
+
+
+def test_unanswered_lists_what_patients_asked_most_first(tmp_path: Path) -> None:
+    from bot.storage import Store
+
+    store = Store(tmp_path / "bot.db")
+    for question in ("is there parking", "price?", "Price?"):
+        store.add_unanswered(1, question)
+    store.close()
+    config = tmp_path / "config.yaml"
+    config.write_text("storage: {path: bot.db}\n")
+    result = run_bot("unanswered", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].split() == ["2", lines[0].split()[1]] and lines[0].lower().endswith("price?")
+    assert lines[1].split()[0] == "1" and lines[1].endswith("is there parking")
