@@ -1187,6 +1187,12 @@ class FakeBotApi:
         else:
             self._delays.pop(key, None)
 
+    def add_group(self, chat_id: int, title: str = "Another group", *, is_forum: bool = False) -> JSONDict:
+        """A supergroup other than the staff group that the bot is a member of."""
+        chat = {"id": chat_id, "title": title, "type": "supergroup", "is_forum": is_forum}
+        self._chats[chat_id] = chat
+        return copy.deepcopy(chat)
+
     def add_private_chat(
         self,
         chat_id: int,

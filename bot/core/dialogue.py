@@ -243,7 +243,7 @@ class Dialogue:
         if match.empty:
             return Step(state, (Reply(self.texts["empty_message"]),), match)
         reply = Reply(prefix + self.texts["fallback"], self._service_buttons())
-        return Step(state, (reply, RecordUnanswered(text)), match)
+        return Step(state, (RecordUnanswered(text), reply), match)
 
     def _on_button(self, state: SessionState, data: str) -> Step:
         entry_id = data[len(FAQ_PREFIX) :] if data.startswith(FAQ_PREFIX) else None
