@@ -284,3 +284,22 @@ def unused_tcp_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
+
+
+async def test_a_very_long_message_is_answered_politely(bot: BotHarness) -> None:
+    reply = await bot.say(ANA, "does it leave a scar? " + "and also " * 1200)
+    assert reply["text"].startswith(bot.dialogue.texts["too_long"])
+
+
+async def test_an_edit_during_a_handoff_reaches_staff_and_outside_one_is_ignored(bot: BotHarness, api: FakeBotApi) -> None:
+    answer = await bot.say(ANA, "does it leave a scar")
+    api.push_update(api.edited_message(ANA, answer["message_id"] - 1, text="does it leave a big scar"))
+    await bot.barrier()
+    assert bot.sent_to(ANA)[-1]["message_id"] == answer["message_id"]  # no second answer
+    await bot.say(ANA, "/human")
+    thread = bot.topic_of(ANA)
+    question = api.private_text(ANA, "typo in thsi")
+    api.push_update(question)
+    await api.wait_for_message(bot.staff_chat_id, lambda m: m.get("text") == "typo in thsi", thread_id=thread)
+    api.push_update(api.edited_message(ANA, question["message"]["message_id"], text="typo in this"))
+    await api.wait_for_message(bot.staff_chat_id, lambda m: m.get("text") == "typo in this", thread_id=thread)
