@@ -303,3 +303,22 @@ async def test_an_edit_during_a_handoff_reaches_staff_and_outside_one_is_ignored
     await api.wait_for_message(bot.staff_chat_id, lambda m: m.get("text") == "typo in thsi", thread_id=thread)
     api.push_update(api.edited_message(ANA, question["message"]["message_id"], text="typo in this"))
     await api.wait_for_message(bot.staff_chat_id, lambda m: m.get("text") == "typo in this", thread_id=thread)
+
+
+async def test_a_429_is_waited_out_and_the_reply_still_arrives(bot: BotHarness, api: FakeBotApi) -> None:
+    api.fail_next("sendMessage", status=429, retry_after=1)
+    reply = await bot.say(ANA, "does it leave a scar")
+    assert reply["text"] == bot.dialogue.knowledge.entry("scars").answer
+    assert [c.status for c in api.calls_to("sendMessage")][:2] == [429, 200]
+
+
+async def test_patient_media_during_a_handoff_is_copied_to_the_topic(bot: BotHarness, api: FakeBotApi) -> None:
+    await bot.say(ANA, "/human")
+    thread = bot.topic_of(ANA)
+    photo = [{"file_id": "patient-photo", "file_unique_id": "pp", "width": 64, "height": 64}]
+    before = len(bot.sent_to(ANA))
+    api.push_update(api.private_message(ANA, photo=photo, caption="my scar today"))
+    copied = await api.wait_for_message(bot.staff_chat_id, lambda m: m.get("caption") == "my scar today", thread_id=thread)
+    assert copied.get("photo")
+    await bot.barrier()
+    assert len(bot.sent_to(ANA)) == before  # the bot itself stays quiet during a handoff
