@@ -26,9 +26,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from rapidfuzz import fuzz, process
+
 from bot.core.analysis import Analyzer
 from bot.core.knowledge import KnowledgeBase, OutOfScopeTopic, UrgentVocabulary
-from bot.core.text import clauses, marked_clauses, words
+from bot.core.text import clauses, clean, marked_clauses, words
 
 CandidateKind = Literal["faq", "intent", "out_of_scope"]
 
@@ -38,6 +40,9 @@ ANSWER_SCORE = 50.0  # at or above: answer directly (if clearly ahead)
 SUGGEST_SCORE = 30.0  # at or above: worth offering as "did you mean"
 CLEAR_MARGIN = 8.0  # the best must lead the runner-up by this much to answer outright
 MAX_SUGGESTIONS = 3
+SECOND_OPINION_SCORE = 40.0
+# An answer needs this much IDF weight of the message's words in the entry's vocabulary.
+MIN_EVIDENCE = 2.0  # below this the words are too weak for any second opinion to settle it
 RANK_DEPTH = 12  # candidates kept per ranking: enough for suggestions and rivals
 COMMON_POSTINGS = 2_000  # see Matcher.rank_terms
 # An FAQ entry beats an out-of-scope subject named in the message only by this much.
@@ -126,6 +131,8 @@ class Matcher:
         n = len(self.candidates)
         self._idf = {t: math.log(1 + n / df) for t, df in document_frequency.items()}
         self._vocab: list[frozenset[str]] = [frozenset().union(*sets) for sets in term_sets]
+        # Cleaned phrasings per candidate, for the character-level second opinion.
+        self._phrasing_texts: list[list[str]] = [[clean(t) for t in texts] for texts in texts_by_candidate]
         self._phrasings: list[_Phrasing] = []
         self._postings: dict[str, list[int]] = defaultdict(list)
         for index, sets in enumerate(term_sets):
@@ -225,7 +232,7 @@ class Matcher:
             if not self._is_question(text):
                 return Match(social, score=100.0)  # "got it, thanks for explaining", "hello deus team"
         terms = frozenset(self.analyzer.terms(text))
-        decision = self._decide(self.rank_terms(terms), terms)
+        decision = self._decide(self.rank_terms(terms), terms, text)
         if decision.intent in ("faq", "clarify") or (decision.intent == "fallback" and decision.topic is None):
             decision = self._consider_clauses(text, decision)
         return decision
@@ -256,7 +263,17 @@ class Matcher:
     def _is_question(self, text: str) -> bool:
         return "?" in text or any(self._starts_a_question(c) for c in clauses(text))
 
-    def _decide(self, ranked: Ranked, terms: frozenset[str]) -> Match:
+    def _second_opinion(self, text: str, ranked: Ranked) -> int | None:
+        """The ranked candidate whose phrasing is closest to ``text`` character by character."""
+        query = clean(text)
+        best: tuple[float, int] | None = None
+        for _, index in ranked.scores:
+            found = process.extractOne(query, self._phrasing_texts[index], scorer=fuzz.token_set_ratio)
+            if found is not None and (best is None or found[1] > best[0]):
+                best = (found[1], index)
+        return best[1] if best else None
+
+    def _decide(self, ranked: Ranked, terms: frozenset[str], text: str = "") -> Match:
         best = ranked.best()
         if best is None or best[0] < SUGGEST_SCORE:
             return Match("fallback", score=best[0] if best else 0.0)
@@ -289,7 +306,15 @@ class Matcher:
         suggestions = tuple(
             self.candidates[i].key for s, i in ranked.scores if self.candidates[i].kind == "faq" and s >= SUGGEST_SCORE
         )[:MAX_SUGGESTIONS]
+        if sum(self.weight(t) for t in terms if t in self._vocab[index]) < MIN_EVIDENCE:
+            # "face", "surgery", "lift": words every topic uses say too little to pick one.
+            return Match("clarify", suggestions=suggestions, score=score)
         if score >= ANSWER_SCORE and score - runner_up >= CLEAR_MARGIN:
+            return Match("faq", faq_id=candidate.key, score=score)
+        if text and score >= SECOND_OPINION_SCORE and self._second_opinion(text, ranked) == index:
+            # Too close to call on words alone, but the phrasing most similar
+            # character by character belongs to the same entry: two different
+            # signals agree, which on our evaluation never picked a wrong entry.
             return Match("faq", faq_id=candidate.key, score=score)
         return Match("clarify", suggestions=suggestions, score=score)
 
@@ -303,7 +328,7 @@ class Matcher:
             if self._urgent.matches(clause):
                 continue
             terms = frozenset(self.analyzer.terms(clause))
-            decided.append((question_mark or self._starts_a_question(clause), self._decide(self.rank_terms(terms), terms)))
+            decided.append((question_mark or self._starts_a_question(clause), self._decide(self.rank_terms(terms), terms, clause)))
         answered = [(asked, d) for asked, d in decided if d.intent == "faq" and d.faq_id is not None]
         if whole.intent == "faq":
             other = next((d.faq_id for asked, d in answered if asked and d.faq_id != whole.faq_id), None)
