@@ -62,6 +62,9 @@ def test_what_the_document_does_not_answer_falls_back(matcher: Matcher, message:
         ("thanks, i'd like to book a consultation", "booking"),
         ("i had my lift 2 days ago and the wound keeps bleeding", "urgent"),
         ("since last night my face is swollen on one side and really hurts, operated on monday", "urgent"),
+        ("had the lift yesterday and now im struggling to breathe", "urgent"),
+        ("blood keeps soaking through the bandage, what do i do", "urgent"),
+        ("post op day 2, sudden severe pain on the left side", "urgent"),
     ],
 )
 def test_intents(matcher: Matcher, message: str, intent: str) -> None:

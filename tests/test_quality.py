@@ -15,6 +15,10 @@ from bot.core.matcher import Matcher
 from bot.evaluation import DEFAULT_CASES, Report, evaluate, load_cases
 
 PATIENTS = Path(__file__).parent / "eval" / "patients.yaml"
+# Written after the matcher had been tuned on patients.yaml, to keep an honest
+# figure. Its first measurement, before any change it prompted, was direct
+# 87.7%, reached 92.1%, wrong 1.2%, intents 91.7%, out-of-scope answered 0%.
+FRESH = Path(__file__).parent / "eval" / "patients_fresh.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +33,16 @@ def patients_report(matcher: Matcher) -> Report:
     return evaluate(matcher, load_cases(PATIENTS))
 
 
+@pytest.fixture(scope="module")
+def fresh_report(matcher: Matcher) -> Report:
+    return evaluate(matcher, load_cases(FRESH))
+
+
 def test_held_out_set_is_large_enough(patients_report: Report) -> None:
     assert len(patients_report.outcomes) >= 150
 
 
-@pytest.mark.parametrize("report_name", ["dev_report", "patients_report"])
+@pytest.mark.parametrize("report_name", ["dev_report", "patients_report", "fresh_report"])
 def test_quality_targets(report_name: str, request: pytest.FixtureRequest) -> None:
     report: Report = request.getfixturevalue(report_name)
     floors = QUALITY_FLOORS[report_name]
@@ -48,4 +57,7 @@ def test_quality_targets(report_name: str, request: pytest.FixtureRequest) -> No
 # The product targets are direct >= 92%, reached >= 97%, wrong <= 2%,
 # intents >= 95%, FAQ answers to out-of-scope questions <= 5%.
 TARGETS = {"direct": 92.0, "reached": 97.0, "wrong": 2.0, "intents": 95.0, "answered_out_of_scope": 5.0}
-QUALITY_FLOORS = {"dev_report": TARGETS, "patients_report": TARGETS}
+# The fresh set is still below the direct/reached targets: this floor keeps
+# what has been reached while the matcher improves.
+FRESH_FLOOR = {"direct": 90.0, "reached": 93.5, "wrong": 2.0, "intents": 95.0, "answered_out_of_scope": 5.0}
+QUALITY_FLOORS = {"dev_report": TARGETS, "patients_report": TARGETS, "fresh_report": FRESH_FLOOR}

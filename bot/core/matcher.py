@@ -281,6 +281,9 @@ class Matcher:
         candidate = self.candidates[index]
         runner_up = ranked.scores[1][0] if len(ranked.scores) > 1 else 0.0
         for topic_index, cues in self._decisive_cues.items():
+            # Naming price, risks, anaesthesia... always means the fallback: an FAQ
+            # topic named beside it ("the lift with fat grafting, how much?") is
+            # exactly where a wrong answer would look like a medical or money fact.
             if terms & cues:
                 topic_score = next((s for s, i in ranked.scores if i == topic_index), score)
                 return Match("fallback", score=topic_score, topic=self.candidates[topic_index].key)
@@ -349,7 +352,9 @@ class _UrgentRules:
 
     Safety first: a red-flag word (bleeding, can't breathe, fever...) said about
     oneself is enough; a common symptom (swelling, pain) needs an intensifier
-    ("suddenly", "a lot") and the patient's own post-operative context.
+    ("suddenly", "a lot") and a post-operative or happening-now context.
+    Word lists allow "blood + soak*" (both anywhere, any ending) because
+    frightened patients do not use our word order.
     """
 
     def __init__(self, analyzer: Analyzer, vocab: UrgentVocabulary, personal: frozenset[str]) -> None:
@@ -363,13 +368,33 @@ class _UrgentRules:
         self._personal = frozenset(personal)
 
     @staticmethod
-    def _phrases(texts: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
-        return tuple(tuple(words(t)) for t in texts if words(t))
+    def _phrases(texts: tuple[str, ...]) -> tuple[tuple[tuple[str, ...], ...], ...]:
+        """Patterns: phrases joined by ' + ' must all occur; a word ending in '*' matches any ending."""
+        patterns = []
+        for text in texts:
+            parts = []
+            for part in text.lower().split("+"):
+                tokens = tuple(w + "*" if raw.endswith("*") else w for raw in part.split() for w in words(raw)[:1])
+                if tokens:
+                    parts.append(tokens)
+            if parts:
+                patterns.append(tuple(parts))
+        return tuple(patterns)
 
     @staticmethod
-    def _has(tokens: list[str], phrases: tuple[tuple[str, ...], ...]) -> bool:
-        joined = " " + " ".join(tokens) + " "
-        return any(" " + " ".join(p) + " " in joined for p in phrases)
+    def _occurs(tokens: list[str], phrase: tuple[str, ...]) -> bool:
+        size = len(phrase)
+        for start in range(len(tokens) - size + 1):
+            if all(
+                tokens[start + i].startswith(p[:-1]) if p.endswith("*") else tokens[start + i] == p
+                for i, p in enumerate(phrase)
+            ):
+                return True
+        return False
+
+    @classmethod
+    def _has(cls, tokens: list[str], patterns: tuple[tuple[tuple[str, ...], ...], ...]) -> bool:
+        return any(all(cls._occurs(tokens, part) for part in pattern) for pattern in patterns)
 
     def matches(self, text: str) -> bool:
         tokens = self._analyzer.surface_words(text)
@@ -380,5 +405,5 @@ class _UrgentRules:
         if self._has(tokens, self._red_flags):
             return personal or post_op
         if self._has(tokens, self._symptoms) and self._has(tokens, self._intensifiers):
-            return personal and (post_op or self._has(tokens, self._happening_now))
+            return post_op or (personal and self._has(tokens, self._happening_now))
         return False
