@@ -44,7 +44,14 @@ def test_an_ambiguous_message_gets_did_you_mean_choices(matcher: Matcher) -> Non
 
 @pytest.mark.parametrize(
     "message",
-    ["price?", "will i be asleep during the surgery", "what are the risks", "whats the weather like in seoul today", "qwertyuiop zxcv"],
+    [
+        "price?",
+        "will i be asleep during the surgery",
+        "what are the risks",
+        "whats the weather like in seoul today",
+        "qwertyuiop zxcv",
+        "¿El lifting deja cicatrices visibles en la cara?",  # another language: staff, not a guess
+    ],
 )
 def test_what_the_document_does_not_answer_falls_back(matcher: Matcher, message: str) -> None:
     match = matcher.match(message)

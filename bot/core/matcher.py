@@ -47,6 +47,9 @@ RANK_DEPTH = 12  # candidates kept per ranking: enough for suggestions and rival
 COMMON_POSTINGS = 2_000  # see Matcher.rank_terms
 # An FAQ entry beats an out-of-scope subject named in the message only by this much.
 OUT_OF_SCOPE_CUE_MARGIN = 5.0
+# Below this share of known words a message is treated as another language. English
+# messages in our evaluation never fall below 0.5, however much story they tell.
+FOREIGN_SHARE = 0.5
 # Weight of a word the FAQ never uses. Lower than a typical topic word: a
 # patient's context ("my friend recommended...") should dilute, not veto.
 UNKNOWN_WEIGHT = 1.2
@@ -221,7 +224,13 @@ class Matcher:
             return Match("fallback", empty=not text.strip())
         if self._urgent.matches(text):
             return Match("urgent", score=100.0)
-        social, rest = self._split_social(self.analyzer.surface_words(text))
+        surface = self.analyzer.surface_words(text)
+        if len(surface) >= 3 and sum(w in self.analyzer.known_words for w in surface) < FOREIGN_SHARE * len(surface):
+            # Mostly words our vocabulary has never seen: another language ("¿Cuánto
+            # cuesta el lifting SMAS?"). A stray shared word ("lifting") must not
+            # pick an FAQ entry; staff can answer in the patient's language.
+            return Match("fallback", topic="other-language")
+        social, rest = self._split_social(surface)
         if social is not None:
             rest_terms = frozenset(self.analyzer.terms(" ".join(rest)))
             if not rest_terms:
