@@ -63,6 +63,7 @@ class Config:
     log_level: str = "INFO"
     phone_region: str = "KR"
     transcript_lines: int = 12  # recent conversation lines shown on a staff card
+    retention_days: int = 0  # delete transcripts older than this many days; 0 keeps them
     source: Path | None = None
 
     @property
@@ -185,7 +186,7 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._
         overall_per_second=r.number(rl, "telegram.rate_limit.overall_per_second", 30.0),
         group_per_minute=r.number(rl, "telegram.rate_limit.group_per_minute", 20.0),
     )
-    storage = r.section(data, "storage", {"path"})
+    storage = r.section(data, "storage", {"path", "retention_days"})
     faq = r.section(data, "faq", {"path"})
     logging_section = r.section(data, "logging", {"level"})
     level = ((env.get("LOG_LEVEL") or "").strip() or r.text(logging_section, "logging.level", "INFO")).upper()
@@ -206,5 +207,6 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._
         log_level=level,
         phone_region=region,
         transcript_lines=r.number(staff, "staff.transcript_lines", 12, integer=True, minimum=0),
+        retention_days=r.number(storage, "storage.retention_days", 0, integer=True, minimum=0),
         source=source,
     )

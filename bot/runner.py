@@ -55,17 +55,12 @@ def run_telegram(config: Config) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code."""
     from telegram.error import InvalidToken, TelegramError
 
-    from bot.telegram_app import ALLOWED_UPDATES, SetupError, build_application, check_setup
+    from bot.telegram_app import ALLOWED_UPDATES, SetupError, build_application
 
     configure_logging(config)
     dialogue = build_dialogue(config)
     store = Store(config.storage_path)
     application = build_application(config, dialogue, store)
-
-    async def post_init(app) -> None:  # noqa: ANN001
-        await check_setup(app, config)
-
-    application.post_init = post_init
     log = logging.getLogger("bot")
     try:
         if config.telegram.mode == "webhook":

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from bot.core.booking import Booking
 from bot.core.dialogue import SessionState
@@ -79,6 +79,34 @@ MIGRATIONS: tuple[str, ...] = (
         created_at  REAL NOT NULL
     );
     """,
+    # 2: the inbox journals every update before Telegram considers it delivered;
+    # the outbox holds every send until Telegram has accepted it.
+    """
+    CREATE TABLE inbox (
+        update_id   INTEGER PRIMARY KEY,
+        chat_id     INTEGER,
+        payload     TEXT NOT NULL,
+        status      TEXT NOT NULL CHECK (status IN ('pending', 'done')),
+        received_at REAL NOT NULL
+    );
+    CREATE INDEX inbox_pending ON inbox (status, update_id);
+    CREATE TABLE outbox (
+        id          INTEGER PRIMARY KEY,
+        chat_id     INTEGER NOT NULL,
+        kind        TEXT NOT NULL,
+        payload     TEXT NOT NULL,
+        status      TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        last_error  TEXT NOT NULL DEFAULT '',
+        created_at  REAL NOT NULL,
+        done_at     REAL
+    );
+    CREATE INDEX outbox_pending ON outbox (status, chat_id, id);
+    CREATE TABLE forgotten_topics (
+        thread_id    INTEGER PRIMARY KEY,
+        forgotten_at REAL NOT NULL
+    );
+    """,
 )
 
 Role = Literal["patient", "bot", "staff"]
@@ -104,6 +132,17 @@ class Handoff:
     status: Literal["open", "closed"]
     urgent: bool
     reason: str
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One send waiting for Telegram: ``kind`` says what it is, ``chat_id`` whose conversation it belongs to."""
+
+    id: int
+    chat_id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -145,6 +184,10 @@ class Store:
                 self._db.execute(f"PRAGMA user_version = {version + 1}")
 
     def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def transaction(self) -> _Transaction:
+        """Group writes so they land together or not at all (e.g. a handled update and its sends)."""
         return _Transaction(self._db)
 
     def close(self) -> None:
@@ -270,15 +313,104 @@ class Store:
         return [(r["question"], int(r["n"])) for r in rows]
 
 
+    # -- inbox: updates journaled before Telegram is told they were received -----------
+    def journal_update(self, update_id: int, chat_id: int | None, payload: str) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO inbox (update_id, chat_id, payload, status, received_at) VALUES (?, ?, ?, 'pending', ?)",
+            (update_id, chat_id, payload, self._clock()),
+        )
+
+    def update_done(self, update_id: int) -> bool:
+        row = self._db.execute("SELECT status FROM inbox WHERE update_id = ?", (update_id,)).fetchone()
+        return row is not None and row[0] == "done"
+
+    def mark_update_done(self, update_id: int) -> None:
+        # The payload is not needed once handled; dropping it keeps patients' words out of the journal.
+        self._db.execute("UPDATE inbox SET status = 'done', payload = '' WHERE update_id = ?", (update_id,))
+
+    def pending_updates(self) -> list[tuple[int, str]]:
+        rows = self._db.execute("SELECT update_id, payload FROM inbox WHERE status = 'pending' ORDER BY update_id").fetchall()
+        return [(int(r[0]), r[1]) for r in rows]
+
+    # -- outbox: sends kept until Telegram accepted them -------------------------------------
+    def enqueue(self, chat_id: int, kind: str, payload: dict[str, Any]) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO outbox (chat_id, kind, payload, status, created_at) VALUES (?, ?, ?, 'pending', ?)",
+            (chat_id, kind, json.dumps(payload), self._clock()),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def chats_with_pending_sends(self) -> list[int]:
+        rows = self._db.execute("SELECT DISTINCT chat_id FROM outbox WHERE status = 'pending'").fetchall()
+        return [int(r[0]) for r in rows]
+
+    def pending_sends(self, chat_id: int, limit: int = 50) -> list[OutboxEntry]:
+        rows = self._db.execute(
+            "SELECT id, chat_id, kind, payload, attempts FROM outbox WHERE status = 'pending' AND chat_id = ? ORDER BY id LIMIT ?",
+            (chat_id, limit),
+        ).fetchall()
+        return [OutboxEntry(int(r[0]), int(r[1]), r[2], json.loads(r[3]), int(r[4])) for r in rows]
+
+    def mark_sent(self, entry_ids: list[int]) -> None:
+        self._db.executemany(
+            "UPDATE outbox SET status = 'sent', payload = '{}', done_at = ? WHERE id = ?", [(self._clock(), i) for i in entry_ids]
+        )
+
+    def mark_failed(self, entry_ids: list[int], reason: str) -> None:
+        self._db.executemany(
+            "UPDATE outbox SET status = 'failed', last_error = ?, done_at = ? WHERE id = ?",
+            [(reason, self._clock(), i) for i in entry_ids],
+        )
+
+    def count_attempt(self, entry_ids: list[int], reason: str) -> None:
+        self._db.executemany("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?", [(reason, i) for i in entry_ids])
+
+    def failed_sends(self) -> list[tuple[int, str, str]]:
+        rows = self._db.execute("SELECT chat_id, kind, last_error FROM outbox WHERE status = 'failed' ORDER BY id").fetchall()
+        return [(int(r[0]), r[1], r[2]) for r in rows]
+
+    # -- privacy ---------------------------------------------------------------------------------
+    def forget(self, chat_id: int) -> None:
+        """Delete everything stored about a patient; their topic is remembered only as forgotten."""
+        with self.transaction():
+            handoff = self.handoff(chat_id)
+            if handoff is not None and handoff.thread_id is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO forgotten_topics (thread_id, forgotten_at) VALUES (?, ?)", (handoff.thread_id, self._clock())
+                )
+            for table in ("sessions", "patients", "handoffs", "message_links", "bookings", "transcript", "unanswered"):
+                self._db.execute(f"DELETE FROM {table} WHERE chat_id = ?", (chat_id,))  # noqa: S608 - fixed table names
+            self._db.execute("UPDATE inbox SET payload = '' WHERE chat_id = ?", (chat_id,))
+            self._db.execute("DELETE FROM outbox WHERE chat_id = ? AND status != 'pending'", (chat_id,))
+
+    def is_forgotten_topic(self, thread_id: int) -> bool:
+        return self._db.execute("SELECT 1 FROM forgotten_topics WHERE thread_id = ?", (thread_id,)).fetchone() is not None
+
+    def delete_older_than(self, cutoff: float) -> int:
+        """Retention: drop transcript lines, handled updates and finished sends older than ``cutoff``."""
+        with self.transaction():
+            removed = self._db.execute("DELETE FROM transcript WHERE created_at < ?", (cutoff,)).rowcount
+            self._db.execute("DELETE FROM inbox WHERE status = 'done' AND received_at < ?", (cutoff,))
+            self._db.execute("DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", (cutoff,))
+            self._db.execute("DELETE FROM unanswered WHERE created_at < ?", (cutoff,))
+        return int(removed)
+
+
 class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error); nested uses join the outer transaction."""
+
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        self._outer = False
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        self._outer = not self._db.in_transaction
+        if self._outer:
+            self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if self._outer:
+            self._db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 def _statements(script: str) -> list[str]:

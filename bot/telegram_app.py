@@ -5,34 +5,36 @@ Patients talk to the bot in private chats. Staff work in one forum supergroup
 while a patient is handed off, messages are copied both ways. The SQLite
 store is the only record of conversation state (no ConversationHandler, no
 pickle), so a restart carries on where it stopped.
+
+Nothing is lost:
+
+* every update is journaled in SQLite when python-telegram-bot queues it,
+  which is before the next ``getUpdates`` confirms it to Telegram (and before
+  a webhook request is answered); unhandled ones are replayed at start-up,
+  handled ones are never handled twice;
+* handlers only enqueue sends, in the same transaction that marks the update
+  handled; :class:`bot.outbox.OutboxSender` delivers them with retries.
+
+Updates of one chat are handled in order; different chats concurrently.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Iterator
+import time
+from collections import deque
+from collections.abc import Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from telegram import (
-    BotCommand,
-    ChatMemberAdministrator,
-    ChatMemberOwner,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    KeyboardButton,
-    Message,
-    ReplyKeyboardMarkup,
-    ReplyKeyboardRemove,
-    Update,
-)
-from telegram.constants import ChatType, ParseMode
-from telegram.error import BadRequest, Forbidden, TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram import BotCommand, ChatMemberAdministrator, ChatMemberOwner, Message, Update
+from telegram.constants import ChatType
+from telegram.error import TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
 
 from bot.config import Config
-from bot.core.booking import Booking
 from bot.core.dialogue import (
     Action,
     ButtonPressed,
@@ -40,6 +42,7 @@ from bot.core.dialogue import (
     Dialogue,
     EndHandoff,
     Event,
+    ForgetPatient,
     HandOff,
     PatientCommand,
     PatientText,
@@ -51,19 +54,31 @@ from bot.core.dialogue import (
     SubmitBooking,
     UnsupportedMessage,
 )
-from bot.core.staff_card import CardPatient, render_card, topic_name
+from bot.core.staff_card import CardPatient, render_card
+from bot.outbox import (
+    MAX_TEXT,
+    PATIENT_COPY,
+    PATIENT_TEXT,
+    STAFF_CARD,
+    STAFF_CLOSE,
+    STAFF_COPY,
+    STAFF_NOTICE,
+    OutboxSender,
+    markup_payload,
+)
 from bot.storage import Patient, Store
 
 log = logging.getLogger(__name__)
 
-PATIENT_COMMANDS = ("start", "help", "book", "human", "end", "cancel")
-STAFF_CLOSE = "staff:close"
-# Telegram's own answers we react to (they are not exposed as error codes).
-THREAD_GONE = ("message thread not found", "topic_deleted", "thread not found", "topic not found")
+PATIENT_COMMANDS = ("start", "help", "book", "human", "end", "cancel", "forget")
 # Messages, edits and button presses are all the bot needs; narrowing
 # allowed_updates keeps Telegram from sending member updates, polls...
 ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
-MAX_TEXT = 4_096
+# A patient sending more than FLOOD_BURST messages within FLOOD_WINDOW seconds
+# is flooding: one notice, then no answers (text still reaches staff) until quiet.
+FLOOD_BURST = 15
+FLOOD_WINDOW = 10.0
+SHUTDOWN_FLUSH_SECONDS = 3.0  # SIGTERM must finish within 5 s
 
 
 class SetupError(Exception):
@@ -94,6 +109,103 @@ class ChatLocks:
         return len(self._locks)
 
 
+def ordering_key(update: object) -> int | None:
+    """Updates with the same key are handled in order: a patient's chat, or the patient behind a staff topic."""
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return None
+    return update.effective_chat.id
+
+
+class PerChatUpdateProcessor(BaseUpdateProcessor):
+    """Handles different chats concurrently and each chat's updates in the order received.
+
+    python-telegram-bot's default handles one update at a time; its
+    ``concurrent_updates`` alone lets a patient's second message overtake the
+    first. Tasks are created in queue order and asyncio locks are FIFO, so
+    per-chat order holds.
+    """
+
+    def __init__(self, max_concurrent_updates: int = 4096) -> None:
+        # High on purpose: a flooding chat's updates wait on *its* lock, and must
+        # not use up the slots other patients need.
+        super().__init__(max_concurrent_updates)
+        self.locks = ChatLocks()
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        key = ordering_key(update)
+        if key is None:
+            await coroutine
+            return
+        async with self.locks.hold(key):
+            await coroutine
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+
+class JournalingQueue(asyncio.Queue):  # type: ignore[type-arg]
+    """The Application's update queue, writing each update to SQLite as it is queued.
+
+    python-telegram-bot confirms a fetched batch to Telegram with the next
+    getUpdates offset, before handlers run; the journal is what survives a kill.
+    """
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+
+    async def put(self, item: Any) -> None:
+        if isinstance(item, Update):
+            chat = item.effective_chat
+            self.store.journal_update(item.update_id, chat.id if chat else None, json.dumps(item.to_dict()))
+        await super().put(item)
+
+
+class FloodGuard:
+    """Counts each chat's recent messages (albums count once); only recently active chats are kept."""
+
+    def __init__(self, burst: int = FLOOD_BURST, window: float = FLOOD_WINDOW) -> None:
+        self.burst, self.window = burst, window
+        self._recent: dict[int, deque[float]] = {}
+        self._albums: dict[int, str] = {}
+        self._flooding: set[int] = set()
+        self._checks = 0
+
+    def check(self, chat_id: int, now: float, album: str | None = None) -> str:
+        """'ok', 'start' (first message over the limit: send one notice) or 'flooding'."""
+        self._checks += 1
+        if self._checks % 256 == 0:
+            self._prune(now)
+        if album is not None and self._albums.get(chat_id) == album:
+            return "flooding" if chat_id in self._flooding else "ok"
+        if album is not None:
+            self._albums[chat_id] = album
+        times = self._recent.setdefault(chat_id, deque(maxlen=self.burst + 1))
+        times.append(now)
+        while times and now - times[0] > self.window:
+            times.popleft()
+        if len(times) > self.burst:
+            if chat_id in self._flooding:
+                return "flooding"
+            self._flooding.add(chat_id)
+            return "start"
+        if chat_id in self._flooding and len(times) <= 1:
+            self._flooding.discard(chat_id)  # quiet for a whole window: welcome back
+        return "flooding" if chat_id in self._flooding else "ok"
+
+    def _prune(self, now: float) -> None:
+        for chat_id in [c for c, t in self._recent.items() if not t or now - t[-1] > self.window]:
+            self._recent.pop(chat_id, None)
+            self._albums.pop(chat_id, None)
+            self._flooding.discard(chat_id)
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+
 class FrontDesk:
     """Routes updates: patients to the dialogue core, staff topics to their patients."""
 
@@ -103,51 +215,109 @@ class FrontDesk:
         self.store = store
         self.texts = dialogue.texts
         self.staff_chat_id = config.telegram.staff_chat_id
-        self.locks = ChatLocks()
+        self.flood = FloodGuard()
+        self.sender: OutboxSender | None = None
+        self._background: list[asyncio.Task[None]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self, application: Application) -> None:
+        """Start-up checks, then replay journaled updates and start delivering the outbox."""
+        await check_setup(application, self.config)
+        self.sender = OutboxSender(application.bot, self.store, self.staff_chat_id, self.texts)
+        self._background.append(asyncio.create_task(self.sender.run(), name="outbox"))
+        if self.config.retention_days:
+            self._background.append(asyncio.create_task(self._retention(), name="retention"))
+        for update_id, payload in self.store.pending_updates():
+            try:
+                update = Update.de_json(json.loads(payload), application.bot)
+            except (ValueError, TypeError, KeyError) as exc:
+                log.error("Journaled update %s cannot be read (%s); skipped", update_id, exc)
+                self.store.mark_update_done(update_id)
+                continue
+            if update is not None:
+                await application.update_queue.put(update)
+
+    async def stop(self) -> None:
+        if self.sender is not None:
+            await self.sender.flush(SHUTDOWN_FLUSH_SECONDS)
+            await self.sender.stop()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
+
+    async def _retention(self) -> None:
+        while True:
+            cutoff = time.time() - self.config.retention_days * 86_400
+            removed = self.store.delete_older_than(cutoff)
+            if removed:
+                log.info("Retention: deleted %d transcript lines older than %d days", removed, self.config.retention_days)
+            await asyncio.sleep(3_600)
+
+    def _wake(self) -> None:
+        if self.sender is not None:
+            self.sender.wake()
 
     # -- entry point -------------------------------------------------------------------
     async def on_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Every update arrives here; anything we do not handle is ignored, never an error."""
         if not isinstance(update, Update):
             return
+        if self.store.update_done(update.update_id):
+            return  # delivered again after a restart: already handled
         chat = update.effective_chat
-        if chat is None:
-            return
-        if chat.type == ChatType.PRIVATE:
-            await self.on_patient(update, context)
-        elif chat.id == self.staff_chat_id:
-            await self.on_staff(update, context)
-        # Other groups and channels: nothing reaches a patient from there.
+        if chat is not None and chat.type == ChatType.PRIVATE:
+            await self.on_patient(update)
+        elif chat is not None and chat.id == self.staff_chat_id:
+            await self.on_staff(update)
+        else:
+            self.store.mark_update_done(update.update_id)  # other groups and channels reach nobody
+        self._wake()
 
     # -- patients ------------------------------------------------------------------------
-    async def on_patient(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def on_patient(self, update: Update) -> None:
         chat = update.effective_chat
         user = update.effective_user
         assert chat is not None
-        query = update.callback_query
-        if query is not None:
-            await _answer_quietly(query)
+        if update.callback_query is not None:
+            await _answer_quietly(update.callback_query)
         message = update.message or update.edited_message
-        async with self.locks.hold(chat.id):
+        with self.store.transaction():
             if user is not None:
                 self.store.save_patient(Patient(chat.id, user.first_name or "", user.last_name or "", user.username or ""))
             state = self.store.load_session(chat.id)
-            if update.edited_message is not None:
-                # Edits are only meaningful to a coordinator reading along; the bot does not re-answer them.
-                if state.mode == "handoff":
-                    await self.relay_to_staff(context, chat.id, update.edited_message)
+            self._handle_patient(update, chat.id, state, message)
+            self.store.mark_update_done(update.update_id)
+
+    def _handle_patient(self, update: Update, chat_id: int, state: Any, message: Message | None) -> None:
+        if update.edited_message is not None:
+            # Edits matter only to a coordinator reading along; the bot does not re-answer them.
+            if state.mode == "handoff":
+                self._relay_to_staff(chat_id, update.edited_message)
+            return
+        event = self.event_for(update)
+        if event is None:
+            return
+        if message is not None and not isinstance(event, PatientCommand):
+            flood = self.flood.check(chat_id, time.monotonic(), message.media_group_id)
+            if flood != "ok":
+                self._record_patient(chat_id, event)
+                if flood == "start":
+                    self.store.enqueue(chat_id, PATIENT_TEXT, {"text": self.texts["flood_notice"], "markup": None})
+                if state.mode == "handoff" and message.text is not None:
+                    self._relay_to_staff(chat_id, message)  # text still reaches staff, merged while they wait
                 return
-            event = self.event_for(update)
-            if event is None:
-                return
-            if isinstance(event, PatientText):
-                self.store.add_transcript(chat.id, "patient", event.text)
-            elif isinstance(event, PatientCommand):
-                self.store.add_transcript(chat.id, "patient", f"/{event.name}")
-            step = self.dialogue.handle(state, event)
-            self.store.save_session(chat.id, step.state)
-            for action in step.actions:
-                await self.perform(context, chat.id, action, message)
+        self._record_patient(chat_id, event)
+        step = self.dialogue.handle(state, event)
+        self.store.save_session(chat_id, step.state)
+        for action in step.actions:
+            self.perform(chat_id, action, message)
+
+    def _record_patient(self, chat_id: int, event: Event) -> None:
+        if isinstance(event, PatientText):
+            self.store.add_transcript(chat_id, "patient", event.text)
+        elif isinstance(event, PatientCommand):
+            self.store.add_transcript(chat_id, "patient", f"/{event.name}")
 
     def event_for(self, update: Update) -> Event | None:
         """The core event for a patient's update, or None for what we ignore."""
@@ -165,63 +335,43 @@ class FrontDesk:
                 if command in PATIENT_COMMANDS:
                     return PatientCommand(command)
             return PatientText(text)
-        kind = next((k for k in ("sticker", "photo", "voice", "video", "document", "audio", "animation", "video_note", "location") if getattr(message, k, None)), "other")
-        return UnsupportedMessage(kind)
+        kinds = ("sticker", "photo", "voice", "video", "document", "audio", "animation", "video_note", "location")
+        return UnsupportedMessage(next((k for k in kinds if getattr(message, k, None)), "other"))
 
-    async def perform(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, action: Action, message: Message | None) -> None:
-        """Carry out one action of the core for this patient."""
+    def perform(self, chat_id: int, action: Action, message: Message | None) -> None:
+        """Record one action of the core for this patient (sends go to the outbox)."""
         if isinstance(action, Reply):
-            await self.send_reply(context, chat_id, action)
+            self._reply(chat_id, action)
         elif isinstance(action, RecordUnanswered):
             self.store.add_unanswered(chat_id, action.question)
         elif isinstance(action, HandOff):
             self.store.open_handoff(chat_id, action.reason, urgent=action.reason == "urgent")
-            await self.post_card(context, chat_id, action.reason, question=action.question)
+            self._card(chat_id, action.reason, question=action.question)
         elif isinstance(action, RelayToStaff):
             if message is not None:
-                await self.relay_to_staff(context, chat_id, message)
+                self._relay_to_staff(chat_id, message)
         elif isinstance(action, EndHandoff):
             self.store.close_handoff(chat_id)
             if action.by == "patient":
-                await self.tell_topic(context, chat_id, self.texts["staff_patient_ended"])
+                self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_patient_ended"]})
         elif isinstance(action, SubmitBooking):
             self.store.add_booking(chat_id, action.booking)
-            await self.post_card(context, chat_id, "booking", booking=action.booking)
+            self._card(chat_id, "booking", booking=action.booking)
+        elif isinstance(action, ForgetPatient):
+            handoff = self.store.handoff(chat_id)
+            if handoff is not None and handoff.thread_id is not None:
+                notice = {"text": self.texts["staff_patient_forgot"], "thread_id": handoff.thread_id}
+                self.store.enqueue(chat_id, STAFF_NOTICE, notice)
+            self.store.forget(chat_id)
 
-    async def send_reply(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, reply: Reply) -> None:
-        chunks = list(_chunks(reply.text, MAX_TEXT))
+    def _reply(self, chat_id: int, reply: Reply) -> None:
+        markup = markup_payload([(b.label, b.data) for b in reply.buttons], list(reply.keyboard), reply.request_contact, reply.remove_keyboard)
+        chunks = _chunks(reply.text, MAX_TEXT)
         for index, chunk in enumerate(chunks):
-            await _send_to_patient(context, chat_id, chunk, _markup(reply) if index == len(chunks) - 1 else None)
+            self.store.enqueue(chat_id, PATIENT_TEXT, {"text": chunk, "markup": markup if index == len(chunks) - 1 else None})
         self.store.add_transcript(chat_id, "bot", reply.text)
 
-    # -- staff topics ----------------------------------------------------------------------
-    async def topic_for(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, *, fresh: bool = False) -> int:
-        """The patient's topic in the staff group, created on first need (or again if staff deleted it)."""
-        handoff = self.store.handoff(chat_id)
-        if handoff is not None and handoff.thread_id is not None and not fresh:
-            return handoff.thread_id
-        patient = self.store.patient(chat_id)
-        urgent = handoff.urgent if handoff else False
-        card_patient = CardPatient(chat_id, patient.display_name, patient.username)
-        topic = await context.bot.create_forum_topic(self.staff_chat_id, topic_name(card_patient, urgent=urgent))
-        self.store.record_topic(chat_id, topic.message_thread_id)
-        return topic.message_thread_id
-
-    async def _into_topic(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, send: Any) -> Message | Any:
-        """Run ``send(thread_id)``; if staff deleted the topic, open a new one and send there."""
-        thread_id = await self.topic_for(context, chat_id)
-        try:
-            return await send(thread_id)
-        except BadRequest as exc:
-            if not any(marker in exc.message.lower() for marker in THREAD_GONE):
-                raise
-            log.info("Topic %s of chat %s is gone; opening a new one", thread_id, chat_id)
-            thread_id = await self.topic_for(context, chat_id, fresh=True)
-            return await send(thread_id)
-
-    async def post_card(
-        self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, reason: str, *, question: str = "", booking: Booking | None = None
-    ) -> None:
+    def _card(self, chat_id: int, reason: str, *, question: str = "", booking: Any = None) -> None:
         patient = self.store.patient(chat_id)
         lines = self.store.recent_transcript(chat_id, self.config.transcript_lines)
         card = render_card(
@@ -232,111 +382,71 @@ class FrontDesk:
             booking=booking,
             transcript=[(line.role, line.text) for line in lines],
         )
-        close = InlineKeyboardMarkup([[InlineKeyboardButton(self.texts["button_close"], callback_data=STAFF_CLOSE)]])
-        await self._into_topic(
-            context,
-            chat_id,
-            lambda thread_id: context.bot.send_message(
-                self.staff_chat_id, card, message_thread_id=thread_id, parse_mode=ParseMode.HTML, reply_markup=close
-            ),
-        )
+        self.store.enqueue(chat_id, STAFF_CARD, {"text": card})
 
-    async def relay_to_staff(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, message: Message) -> None:
-        copied = await self._into_topic(
-            context,
-            chat_id,
-            lambda thread_id: context.bot.copy_message(self.staff_chat_id, chat_id, message.message_id, message_thread_id=thread_id),
-        )
-        self.store.link_messages(chat_id, message.message_id, copied.message_id, "to_staff")
-
-    async def tell_topic(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str) -> None:
-        handoff = self.store.handoff(chat_id)
-        if handoff is None or handoff.thread_id is None:
-            return
-        await self._into_topic(
-            context, chat_id, lambda thread_id: context.bot.send_message(self.staff_chat_id, text, message_thread_id=thread_id)
-        )
+    def _relay_to_staff(self, chat_id: int, message: Message) -> None:
+        self.store.enqueue(chat_id, STAFF_COPY, {"message_id": message.message_id, "text": message.text})
 
     # -- staff -------------------------------------------------------------------------------
-    async def on_staff(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def on_staff(self, update: Update) -> None:
         query = update.callback_query
-        message = query.message if query is not None else update.message
         if query is not None:
             await _answer_quietly(query)
-            if query.data != STAFF_CLOSE:
-                return
+        with self.store.transaction():
+            self._handle_staff(update)
+            self.store.mark_update_done(update.update_id)
+
+    def _handle_staff(self, update: Update) -> None:
+        query = update.callback_query
+        message = query.message if query is not None else update.message
+        if query is not None and query.data != STAFF_CLOSE:
+            return
         if not isinstance(message, Message) or not message.is_topic_message or message.message_thread_id is None:
             return  # the General topic and anything outside a topic reach nobody
         sender = query.from_user if query is not None else message.from_user
         if sender is None or sender.is_bot:
             return
-        handoff = self.store.handoff_by_thread(message.message_thread_id)
+        thread_id = message.message_thread_id
+        handoff = self.store.handoff_by_thread(thread_id)
         if handoff is None:
+            if query is None and self.store.is_forgotten_topic(thread_id):
+                self.store.enqueue(0, STAFF_NOTICE, {"text": self.texts["staff_patient_forgotten"], "thread_id": thread_id})
             return  # a topic we did not open, or whose patient was forgotten
         chat_id = handoff.chat_id
-        text = (message.text or "").strip() if query is None else "/close"
+        text = "/close" if query is not None else (message.text or "").strip()
         command = text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if text.startswith("/") else ""
-        async with self.locks.hold(chat_id):
-            if command == "close":
-                await self.staff_event(context, chat_id, StaffClosed(), self.texts["staff_closed"])
-            elif command == "open":
-                self.store.open_handoff(chat_id, "requested", urgent=False)
-                await self.staff_event(context, chat_id, StaffReopened(), self.texts["staff_reopened"])
-            elif command == "note":
-                self.store.add_transcript(chat_id, "staff", f"(internal note) {text[5:].strip()}")
-            elif query is None:
-                await self.relay_to_patient(context, chat_id, message)
+        if command == "close":
+            self._staff_event(chat_id, StaffClosed(), self.texts["staff_closed"])
+        elif command == "open":
+            self.store.open_handoff(chat_id, "requested", urgent=False)
+            self._staff_event(chat_id, StaffReopened(), self.texts["staff_reopened"])
+        elif command == "note":
+            self.store.add_transcript(chat_id, "staff", f"(internal note) {text[5:].strip()}")
+        elif handoff.status != "open":
+            self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_topic_closed"]})
+        elif message.text is not None or message.effective_attachment is not None:
+            # Service messages (topic created, pinned...) are not for the patient.
+            self.store.enqueue(chat_id, PATIENT_COPY, {"message_id": message.message_id})
+            self.store.add_transcript(chat_id, "staff", message.text or message.caption or "(media)")
 
-    async def staff_event(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, event: Event, notice: str) -> None:
+    def _staff_event(self, chat_id: int, event: Event, notice: str) -> None:
         step = self.dialogue.handle(self.store.load_session(chat_id), event)
         self.store.save_session(chat_id, step.state)
         for action in step.actions:
-            await self.perform(context, chat_id, action, None)
-        await self.tell_topic(context, chat_id, notice)
-
-    async def relay_to_patient(self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, message: Message) -> None:
-        handoff = self.store.handoff(chat_id)
-        if handoff is None or handoff.status != "open":
-            await self.tell_topic(context, chat_id, self.texts["staff_topic_closed"])
-            return
-        if message.text is None and message.effective_attachment is None:
-            return  # service messages (topic created, pinned...) are not for the patient
-        try:
-            copied = await context.bot.copy_message(chat_id, self.staff_chat_id, message.message_id)
-        except (Forbidden, BadRequest) as exc:
-            await self.tell_topic(context, chat_id, self.texts["staff_relay_failed"].format(reason=exc.message))
-            return
-        self.store.link_messages(chat_id, copied.message_id, message.message_id, "to_patient")
-        self.store.add_transcript(chat_id, "staff", message.text or message.caption or "(media)")
+            self.perform(chat_id, action, None)
+        self.store.enqueue(chat_id, STAFF_NOTICE, {"text": notice})
 
 
-def _chunks(text: str, size: int) -> Iterator[str]:
+def _chunks(text: str, size: int) -> list[str]:
     """Split text for Telegram's 4,096-character limit, at line breaks where possible."""
+    chunks = []
     while len(text) > size:
         cut = text.rfind("\n", 0, size)
         cut = cut if cut > size // 2 else size
-        yield text[:cut]
+        chunks.append(text[:cut])
         text = text[cut:].lstrip("\n")
-    yield text
-
-
-def _markup(reply: Reply) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None:
-    """Telegram markup for a reply: inline buttons, a reply keyboard, or removing one."""
-    if reply.buttons:
-        return InlineKeyboardMarkup([[InlineKeyboardButton(b.label, callback_data=b.data)] for b in reply.buttons])
-    if reply.keyboard:
-        rows = [[KeyboardButton(label, request_contact=reply.request_contact and index == 0)] for index, label in enumerate(reply.keyboard)]
-        return ReplyKeyboardMarkup(rows, resize_keyboard=True, one_time_keyboard=False, is_persistent=False)
-    if reply.remove_keyboard:
-        return ReplyKeyboardRemove()
-    return None
-
-
-async def _send_to_patient(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str, markup: Any) -> None:
-    try:
-        await context.bot.send_message(chat_id, text, reply_markup=markup)
-    except Forbidden:
-        log.info("Chat %s has blocked the bot; reply dropped", chat_id)
+    chunks.append(text)
+    return chunks
 
 
 async def _answer_quietly(query: Any) -> None:
@@ -351,7 +461,7 @@ async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def check_setup(application: Application, config: Config) -> None:
-    """At start-up: the token works, the staff chat is a forum where the bot manages topics; commands registered."""
+    """At start-up: the staff chat is a forum where the bot manages topics; commands registered."""
     bot = application.bot
     staff = config.telegram.staff_chat_id
     try:
@@ -380,16 +490,24 @@ async def check_setup(application: Application, config: Config) -> None:
 def build_application(config: Config, dialogue: Dialogue, store: Store) -> Application:
     """The one place where python-telegram-bot is wired to the core and the store."""
     rate = config.telegram.rate_limit
-    builder = (
+    desk = FrontDesk(config, dialogue, store)
+    application = (
         ApplicationBuilder()
         .token(config.telegram.token)
         .base_url(config.telegram.api_base_url)
         .base_file_url(config.telegram.api_file_url)
-        # 429 answers are waited out and retried (max_retries) instead of dropped.
+        # 429 answers are waited out and retried instead of dropped.
         .rate_limiter(AIORateLimiter(overall_max_rate=rate.overall_per_second, group_max_rate=rate.group_per_minute, max_retries=100))
+        # The default pool of one connection serialises every send; replies to
+        # many patients need many requests in flight.
+        .connection_pool_size(64)
+        .pool_timeout(30)
+        .update_queue(JournalingQueue(store))
+        .concurrent_updates(PerChatUpdateProcessor())
+        .post_init(desk.start)
+        .post_stop(lambda _app: desk.stop())
+        .build()
     )
-    application = builder.build()
-    desk = FrontDesk(config, dialogue, store)
     application.bot_data["desk"] = desk
     application.bot_data["texts"] = dialogue.texts
     application.add_handler(TypeHandler(Update, desk.on_update))

@@ -11,7 +11,7 @@ from telegram.ext import Application
 from bot.config import Config, RateLimitConfig, TelegramConfig
 from bot.runner import build_dialogue
 from bot.storage import Store
-from bot.telegram_app import ALLOWED_UPDATES, build_application, check_setup
+from bot.telegram_app import ALLOWED_UPDATES, build_application
 from tests.conftest import FAQ_DIR
 from tests.fake_bot_api import FakeBotApi
 
@@ -40,7 +40,7 @@ class BotHarness:
         self.store = Store(self.config.storage_path)
         self.application = build_application(self.config, self.dialogue, self.store)
         await self.application.initialize()
-        await check_setup(self.application, self.config)
+        await self.desk.start(self.application)  # what post_init does under run_polling
         assert self.application.updater is not None
         await self.application.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=ALLOWED_UPDATES)
         await self.application.start()
@@ -51,6 +51,7 @@ class BotHarness:
         assert self.application.updater is not None
         await self.application.updater.stop()
         await self.application.stop()
+        await self.desk.stop()  # what post_stop does under run_polling
         await self.application.shutdown()
         self.application = None
         if self.store is not None:
@@ -62,6 +63,11 @@ class BotHarness:
         await self.start()
 
     # -- talking to the bot ----------------------------------------------------------
+    @property
+    def desk(self) -> Any:
+        assert self.application is not None
+        return self.application.bot_data["desk"]
+
     def sent_to(self, chat_id: int, thread_id: int | None = None) -> list[JSONDict]:
         return self.api.sent_messages(chat_id, thread_id)
 

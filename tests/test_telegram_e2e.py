@@ -31,7 +31,7 @@ async def bot(api: FakeBotApi, tmp_path: Path) -> AsyncIterator[BotHarness]:
 
 
 async def test_start_registers_commands_and_welcomes_with_topics(bot: BotHarness, api: FakeBotApi) -> None:
-    assert {c["command"] for c in api.commands_for() or []} == {"start", "help", "book", "human", "end", "cancel"}
+    assert {c["command"] for c in api.commands_for() or []} == {"start", "help", "book", "human", "end", "cancel", "forget"}
     welcome = await bot.say(ANA, "/start")
     assert welcome["text"] == bot.dialogue.texts["welcome"]
     data = button_data(welcome)
@@ -179,9 +179,11 @@ async def test_messages_arriving_together_open_one_topic(bot: BotHarness, api: F
     for text in ("first", "second", "third"):
         api.push_update(api.private_text(ANA, text))
     await bot.barrier()
+    await api.wait_for_message(bot.staff_chat_id, lambda m: "third" in (m.get("text") or ""))
     assert len(api.calls_to("createForumTopic")) == 1
-    texts = [m.get("text") for m in api.sent_messages(bot.staff_chat_id, bot.topic_of(ANA))]
-    assert texts[-3:] == ["first", "second", "third"]
+    # In order; texts that waited together arrive as one message.
+    relayed = "\n\n".join(m.get("text") or "" for m in api.sent_messages(bot.staff_chat_id, bot.topic_of(ANA))[1:])
+    assert relayed == "first\n\nsecond\n\nthird"
 
 
 async def test_a_deleted_topic_is_created_again(bot: BotHarness, api: FakeBotApi) -> None:
@@ -256,6 +258,7 @@ async def test_webhook_mode_rejects_a_wrong_secret_token(api: FakeBotApi, tmp_pa
     store = Store(tmp_path / "wh.sqlite3")
     application = build_application(harness.config, harness.dialogue, store)
     await application.initialize()
+    await application.bot_data["desk"].start(application)
     assert application.updater is not None
     await application.updater.start_webhook(
         listen="127.0.0.1", port=unused_tcp_port, url_path="telegram", webhook_url=f"http://127.0.0.1:{unused_tcp_port}/telegram", secret_token="s3cret"
@@ -272,6 +275,7 @@ async def test_webhook_mode_rejects_a_wrong_secret_token(api: FakeBotApi, tmp_pa
     finally:
         await application.updater.stop()
         await application.stop()
+        await application.bot_data["desk"].stop()
         await application.shutdown()
         store.close()
 

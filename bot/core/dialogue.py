@@ -139,13 +139,18 @@ class EndHandoff:
 
 
 @dataclass(frozen=True)
+class ForgetPatient:
+    """Delete everything stored about the patient (they confirmed /forget); staff are told."""
+
+
+@dataclass(frozen=True)
 class SubmitBooking:
     """Store the booking and post it to staff (before the patient is told it was sent)."""
 
     booking: Booking
 
 
-Action = Union[Reply, RecordUnanswered, HandOff, RelayToStaff, EndHandoff, SubmitBooking]
+Action = Union[Reply, RecordUnanswered, HandOff, RelayToStaff, EndHandoff, SubmitBooking, ForgetPatient]
 
 
 # -- state ----------------------------------------------------------------------
@@ -156,6 +161,7 @@ class SessionState:
     mode: Literal["bot", "handoff"] = "bot"
     booking: BookingDraft | None = None
     last_faq_id: str | None = None
+    confirming_forget: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,7 +179,10 @@ class SessionState:
             except TypeError:
                 booking = None
         last = data.get("last_faq_id")
-        return cls(mode=mode, booking=booking, last_faq_id=last if isinstance(last, str) else None)
+        return cls(
+            mode=mode, booking=booking, last_faq_id=last if isinstance(last, str) else None,
+            confirming_forget=data.get("confirming_forget") is True,
+        )
 
 
 @dataclass(frozen=True)
@@ -206,6 +215,17 @@ class Dialogue:
             return Step(replace(state, mode="bot"), (Reply(self.texts["handoff_ended_by_staff"]), EndHandoff("staff")))
         if isinstance(event, StaffReopened):
             return Step(replace(state, mode="handoff", booking=None), (Reply(self.texts["handoff_reopened"], remove_keyboard=True),))
+        if isinstance(event, PatientCommand) and event.name == "forget":
+            keyboard = (self.texts["button_forget_yes"], self.texts["button_forget_no"])
+            return Step(replace(state, confirming_forget=True), (Reply(self.texts["forget_confirm"], keyboard=keyboard),))
+        if state.confirming_forget:
+            if isinstance(event, PatientText) and self._is_label(event.text.strip(), "button_forget_yes"):
+                return Step(SessionState(), (ForgetPatient(), Reply(self.texts["forgotten"], remove_keyboard=True)))
+            kept = Step(replace(state, confirming_forget=False), (Reply(self.texts["forget_kept"], remove_keyboard=True),))
+            if isinstance(event, PatientText) and self._is_label(event.text.strip(), "button_forget_no"):
+                return kept
+            after = self.handle(kept.state, event)
+            return replace(after, actions=(*kept.actions, *after.actions))
         if state.mode == "handoff":
             return self._in_handoff(state, event)
         if state.booking is not None:

@@ -85,6 +85,14 @@ REQUIRED_TEXTS: tuple[str, ...] = (
     "command_human",
     "command_end",
     "command_cancel",
+    "command_forget",
+    "button_forget_yes",
+    "button_forget_no",
+    "forget_confirm",
+    "forgotten",
+    "forget_kept",
+    "flood_notice",
+    "staff_patient_forgot",
 )
 
 

@@ -1,0 +1,271 @@
+"""Delivery of everything the bot sends, from the durable outbox in SQLite.
+
+Handlers only *enqueue* sends (in the same transaction that records the
+handled update), so a crash never loses a reply or a relay: whatever is still
+pending is sent after restart. One worker per patient conversation sends its
+entries in order; different conversations are sent concurrently.
+
+Failures: 429 is waited out (the rate limiter, then here); network errors,
+timeouts and 5xx are retried with exponential backoff for ``retry_window``
+seconds, then the entry is marked failed with the reason and staff are told.
+Telegram's refusals (400/403) are not retried, except a deleted topic, which is
+opened again. Several patient texts waiting for the staff group go out as one
+message: the group takes about 20 messages a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from telegram import Bot, InlineKeyboardMarkup, ReplyKeyboardMarkup, ReplyKeyboardRemove
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+
+from bot.core.staff_card import CardPatient, topic_name
+from bot.storage import OutboxEntry, Store
+
+log = logging.getLogger(__name__)
+
+# Kinds of outbox entries and the payload each carries.
+PATIENT_TEXT = "patient_text"  # {"text", "markup"}: a bot reply
+PATIENT_COPY = "patient_copy"  # {"message_id"}: a staff message copied to the patient
+STAFF_COPY = "staff_copy"  # {"message_id", "text"}: a patient message for their topic (text None for media)
+STAFF_CARD = "staff_card"  # {"text"}: a card (HTML) with a Close button
+STAFF_NOTICE = "staff_notice"  # {"text", "thread_id"?}: a line for staff in the patient's topic
+
+THREAD_GONE = ("message thread not found", "topic_deleted", "thread not found", "topic not found")
+MAX_TEXT = 4_096
+STAFF_CLOSE = "staff:close"
+
+
+class OutboxSender:
+    """Sends pending outbox entries: one ordered worker per conversation, many conversations at once."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        store: Store,
+        staff_chat_id: int,
+        texts: dict[str, str],
+        *,
+        retry_window: float = 60.0,
+        first_delay: float = 0.5,
+        max_delay: float = 15.0,
+        max_parallel: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.bot = bot
+        self.store = store
+        self.staff_chat_id = staff_chat_id
+        self.texts = texts
+        self.retry_window = retry_window
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._busy: set[int] = set()
+        self._slots = asyncio.Semaphore(max_parallel)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def wake(self) -> None:
+        """New entries were enqueued."""
+        self._idle.clear()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Dispatch loop: starts a worker for every conversation with pending sends."""
+        while not self._stopping:
+            self._wake.clear()
+            for chat_id in self.store.chats_with_pending_sends():
+                if chat_id not in self._busy:
+                    self._busy.add(chat_id)
+                    task = asyncio.create_task(self._work(chat_id), name=f"outbox:{chat_id}")
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+            if not self._busy:
+                self._idle.set()
+            await self._wake.wait()
+
+    async def flush(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) until nothing is pending or in flight: used at shutdown."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            log.warning("Stopping with sends still pending; they will go out after restart")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- one conversation --------------------------------------------------------------
+    async def _work(self, chat_id: int) -> None:
+        try:
+            async with self._slots:
+                while not self._stopping:
+                    entries = self.store.pending_sends(chat_id)
+                    if not entries:
+                        return
+                    batch = self._batch(entries)
+                    await self._deliver(chat_id, batch)
+        finally:
+            self._busy.discard(chat_id)
+            self._wake.set()  # the dispatcher re-checks: new entries may have arrived meanwhile
+
+    @staticmethod
+    def _batch(entries: list[OutboxEntry]) -> list[OutboxEntry]:
+        """The first entry, plus the patient texts right behind it when it is one (sent as one message)."""
+        first = entries[0]
+        if first.kind != STAFF_COPY or first.payload.get("text") is None:
+            return [first]
+        batch = [first]
+        for entry in entries[1:]:
+            if entry.kind != STAFF_COPY or entry.payload.get("text") is None:
+                break
+            if sum(len(e.payload["text"]) + 2 for e in batch) + len(entry.payload["text"]) > MAX_TEXT:
+                break
+            batch.append(entry)
+        return batch
+
+    async def _deliver(self, chat_id: int, batch: list[OutboxEntry]) -> None:
+        ids = [e.id for e in batch]
+        started = self._clock()
+        delay = self.first_delay
+        while True:
+            try:
+                await self._send(chat_id, batch)
+            except RetryAfter as exc:
+                wait = exc.retry_after if isinstance(exc.retry_after, (int, float)) else exc.retry_after.total_seconds()
+                self.store.count_attempt(ids, f"429: retry after {wait}s")
+                await asyncio.sleep(wait)
+                continue
+            except BadRequest as exc:
+                if any(marker in exc.message.lower() for marker in THREAD_GONE):
+                    log.info("Topic of chat %s is gone; opening a new one", chat_id)
+                    self.store.record_topic(chat_id, None)
+                    continue
+                await self._give_up(chat_id, batch, f"Telegram refused it: {exc.message}")
+                return
+            except Forbidden as exc:
+                await self._give_up(chat_id, batch, f"not allowed: {exc.message}")
+                return
+            except TelegramError as exc:  # network errors, timeouts, 5xx
+                reason = f"{type(exc).__name__}: {exc.message}"
+                self.store.count_attempt(ids, reason)
+                if self._clock() - started >= self.retry_window:
+                    await self._give_up(chat_id, batch, reason)
+                    return
+                log.info("Send for chat %s failed (%s); retrying in %.1fs", chat_id, reason, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_delay)
+                continue
+            self.store.mark_sent(ids)
+            return
+
+    async def _give_up(self, chat_id: int, batch: list[OutboxEntry], reason: str) -> None:
+        """Record the failure and make sure a person hears of it: nothing vanishes silently."""
+        log.error("Giving up on %d send(s) for chat %s: %s", len(batch), chat_id, reason)
+        self.store.mark_failed([e.id for e in batch], reason)
+        kind = batch[0].kind
+        if kind == PATIENT_COPY:
+            self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_relay_failed"].format(reason=reason)})
+            self.wake()
+        elif kind in (STAFF_COPY, STAFF_CARD):
+            # The patient's topic could not be reached; try the group's General topic once.
+            name = self.store.patient(chat_id).display_name
+            try:
+                await self.bot.send_message(self.staff_chat_id, f"Could not deliver a message from {name} (chat {chat_id}) to staff: {reason}")
+            except TelegramError as exc:
+                log.error("Could not tell staff either: %s", exc)
+
+    # -- the Telegram calls --------------------------------------------------------------
+    async def _send(self, chat_id: int, batch: list[OutboxEntry]) -> None:
+        entry = batch[0]
+        payload = entry.payload
+        if entry.kind == PATIENT_TEXT:
+            await self.bot.send_message(chat_id, payload["text"], reply_markup=_markup(payload.get("markup")))
+        elif entry.kind == PATIENT_COPY:
+            copied = await self.bot.copy_message(chat_id, self.staff_chat_id, payload["message_id"])
+            self.store.link_messages(chat_id, copied.message_id, payload["message_id"], "to_patient")
+        elif entry.kind == STAFF_COPY:
+            await self._relay(chat_id, batch)
+        elif entry.kind == STAFF_CARD:
+            close = InlineKeyboardMarkup.de_json(
+                {"inline_keyboard": [[{"text": self.texts["button_close"], "callback_data": STAFF_CLOSE}]]}, self.bot
+            )
+            await self._into_topic(
+                chat_id,
+                lambda thread: self.bot.send_message(
+                    self.staff_chat_id, payload["text"], message_thread_id=thread, parse_mode=ParseMode.HTML, reply_markup=close
+                ),
+            )
+        elif entry.kind == STAFF_NOTICE:
+            thread = payload.get("thread_id")
+            if thread is not None:
+                await self.bot.send_message(self.staff_chat_id, payload["text"], message_thread_id=thread)
+            elif (handoff := self.store.handoff(chat_id)) is not None and handoff.thread_id is not None:
+                await self._into_topic(chat_id, lambda t: self.bot.send_message(self.staff_chat_id, payload["text"], message_thread_id=t))
+        else:
+            log.error("Unknown outbox entry kind %r dropped", entry.kind)
+
+    async def _relay(self, chat_id: int, batch: list[OutboxEntry]) -> None:
+        first = batch[0].payload
+        if len(batch) == 1:
+            copied = await self._into_topic(
+                chat_id, lambda t: self.bot.copy_message(self.staff_chat_id, chat_id, first["message_id"], message_thread_id=t)
+            )
+            self.store.link_messages(chat_id, first["message_id"], copied.message_id, "to_staff")
+            return
+        # Several texts waited (the staff group is rate limited): one message keeps staff current.
+        text = "\n\n".join(e.payload["text"] for e in batch)
+        sent = await self._into_topic(chat_id, lambda t: self.bot.send_message(self.staff_chat_id, text, message_thread_id=t))
+        for entry in batch:
+            self.store.link_messages(chat_id, entry.payload["message_id"], sent.message_id, "to_staff")
+
+    async def _into_topic(self, chat_id: int, send: Callable[[int], Awaitable[Any]]) -> Any:
+        return await send(await self._topic(chat_id))
+
+    async def _topic(self, chat_id: int) -> int:
+        """The patient's topic, created on first need (only this conversation's worker creates it)."""
+        handoff = self.store.handoff(chat_id)
+        if handoff is not None and handoff.thread_id is not None:
+            return handoff.thread_id
+        patient = self.store.patient(chat_id)
+        urgent = bool(handoff and handoff.urgent)
+        topic = await self.bot.create_forum_topic(
+            self.staff_chat_id, topic_name(CardPatient(chat_id, patient.display_name, patient.username), urgent=urgent)
+        )
+        self.store.record_topic(chat_id, topic.message_thread_id)
+        return topic.message_thread_id
+
+
+def markup_payload(reply_buttons: list[tuple[str, str]], keyboard: list[str], request_contact: bool, remove: bool) -> dict[str, Any] | None:
+    """A reply's markup as plain JSON for the outbox."""
+    if reply_buttons:
+        return {"inline_keyboard": [[{"text": label, "callback_data": data}] for label, data in reply_buttons]}
+    if keyboard:
+        rows = [[{"text": label, "request_contact": request_contact and i == 0}] for i, label in enumerate(keyboard)]
+        return {"keyboard": rows, "resize_keyboard": True}
+    if remove:
+        return {"remove_keyboard": True}
+    return None
+
+
+def _markup(data: dict[str, Any] | None) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None:
+    if not data:
+        return None
+    if "inline_keyboard" in data:
+        return InlineKeyboardMarkup.de_json(data, None)
+    if "keyboard" in data:
+        return ReplyKeyboardMarkup.de_json(data, None)
+    return ReplyKeyboardRemove()
