@@ -312,6 +312,9 @@ class FrontDesk:
         self.store.save_session(chat_id, step.state)
         for action in step.actions:
             self.perform(chat_id, action, message)
+        if any(isinstance(action, ForgetPatient) for action in step.actions):
+            # Last, so nothing recorded while carrying out the other actions survives it.
+            self.store.forget(chat_id)
 
     def _record_patient(self, chat_id: int, event: Event) -> None:
         if isinstance(event, PatientText):
@@ -362,7 +365,6 @@ class FrontDesk:
             if handoff is not None and handoff.thread_id is not None:
                 notice = {"text": self.texts["staff_patient_forgot"], "thread_id": handoff.thread_id}
                 self.store.enqueue(chat_id, STAFF_NOTICE, notice)
-            self.store.forget(chat_id)
 
     def _reply(self, chat_id: int, reply: Reply) -> None:
         markup = markup_payload([(b.label, b.data) for b in reply.buttons], list(reply.keyboard), reply.request_contact, reply.remove_keyboard)

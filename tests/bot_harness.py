@@ -103,6 +103,7 @@ class BotHarness:
         patient's message is answered, everything before it is done.
         """
         await self.say(SENTINEL_CHAT, "hello")
+        await self.desk.sender.flush(10)  # and every send they caused has gone out
 
 
 SENTINEL_CHAT = 999_000_999

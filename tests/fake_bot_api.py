@@ -27,6 +27,7 @@ be injected per method with ``fail_next`` / ``delay``.
 from __future__ import annotations
 
 import asyncio
+import random
 import copy
 import json
 import re
@@ -1131,12 +1132,19 @@ class FakeBotApi:
 
     # ---------------------------------------------------------------- test controls
 
-    def push_update(self, update: JSONDict) -> int:
-        """Queue an update for getUpdates; assigns and returns its update_id."""
+    def push_update(self, update: JSONDict, *, redeliver_as: int | None = None) -> int:
+        """Queue an update for getUpdates; assigns and returns its update_id.
+
+        ``redeliver_as`` queues it again under an update_id already used, as
+        Telegram does when the bot never confirmed it.
+        """
         stored = copy.deepcopy(update)
         stored.pop("update_id", None)
-        update_id = self._next_update_id
-        self._next_update_id += 1
+        if redeliver_as is not None:
+            update_id = redeliver_as
+        else:
+            update_id = self._next_update_id
+            self._next_update_id += 1
         stored = {"update_id": update_id, **stored}
         self._learn_from_update(stored)
         self._updates.append(stored)
@@ -1178,6 +1186,13 @@ class FakeBotApi:
         self._faults.setdefault(self._method_key(method), deque()).append(
             _Fault(status, description, retry_after, times)
         )
+
+    def fail_randomly(self, share: float, status: int = 502, *, seed: int = 5, methods: tuple[str, ...] = ()) -> None:
+        """From now on fail about ``share`` of calls (of ``methods``, default all but getUpdates) with ``status``.
+
+        Deterministic for a given seed; 0 turns it off.
+        """
+        self._random_faults = (share, status, random.Random(seed), {m.lower() for m in methods})
 
     def delay(self, method: str, seconds: float) -> None:
         """Answer ``method`` ("*": every method) only after ``seconds``; 0 removes the delay."""
@@ -1485,6 +1500,10 @@ class FakeBotApi:
             await asyncio.sleep(seconds)
 
     def _raise_injected_fault(self, method: str) -> None:
+        share, status, rng, methods = getattr(self, "_random_faults", (0.0, 502, None, set()))
+        eligible = method.lower() in methods if methods else method.lower() not in ("getupdates", "getme")
+        if share and rng is not None and eligible and rng.random() < share:
+            raise ApiError(status, {500: "Internal Server Error", 502: "Bad Gateway"}.get(status, "Injected failure"), None)
         for key in (method.lower(), "*"):
             queue = self._faults.get(key)
             if not queue:

@@ -1,0 +1,37 @@
+"""The reference for ``bench_e2e.py``: a bare python-telegram-bot echo bot with default settings.
+
+Nothing is tuned: ``ApplicationBuilder().token(...).base_url(...).build()`` (so PTB's
+defaults apply: updates handled one at a time, an HTTPX pool of 256 connections for
+requests and 1 for getUpdates) and ``run_polling()`` with its default arguments. Every
+text message is answered with its own text.
+
+    python benchmarks/echo_bot.py --token TOKEN --base-url http://127.0.0.1:PORT/bot
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from telegram import Update
+from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
+
+
+async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    assert update.message is not None and update.message.text is not None
+    await update.message.reply_text(update.message.text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--base-url", required=True, help="Bot API base URL; PTB appends '<token>/<method>'")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    application = ApplicationBuilder().token(args.token).base_url(args.base_url).build()
+    application.add_handler(MessageHandler(filters.TEXT, echo))
+    application.run_polling()
+
+
+if __name__ == "__main__":
+    main()
