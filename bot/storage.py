@@ -328,6 +328,10 @@ class Store:
         # The payload is not needed once handled; dropping it keeps patients' words out of the journal.
         self._db.execute("UPDATE inbox SET status = 'done', payload = '' WHERE update_id = ?", (update_id,))
 
+    def prune_journal(self, cutoff: float) -> None:
+        self._db.execute("DELETE FROM inbox WHERE status = 'done' AND received_at < ?", (cutoff,))
+        self._db.execute("DELETE FROM outbox WHERE status = 'sent' AND done_at < ?", (cutoff,))
+
     def pending_updates(self) -> list[tuple[int, str]]:
         rows = self._db.execute("SELECT update_id, payload FROM inbox WHERE status = 'pending' ORDER BY update_id").fetchall()
         return [(int(r[0]), r[1]) for r in rows]

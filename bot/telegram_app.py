@@ -79,6 +79,8 @@ ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
 FLOOD_BURST = 15
 FLOOD_WINDOW = 10.0
 SHUTDOWN_FLUSH_SECONDS = 3.0  # SIGTERM must finish within 5 s
+# Telegram keeps unconfirmed updates for 24 hours; ids handled longer ago cannot come back.
+JOURNAL_KEEP_SECONDS = 2 * 86_400
 
 
 class SetupError(Exception):
@@ -225,8 +227,7 @@ class FrontDesk:
         await check_setup(application, self.config)
         self.sender = OutboxSender(application.bot, self.store, self.staff_chat_id, self.texts)
         self._background.append(asyncio.create_task(self.sender.run(), name="outbox"))
-        if self.config.retention_days:
-            self._background.append(asyncio.create_task(self._retention(), name="retention"))
+        self._background.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         for update_id, payload in self.store.pending_updates():
             try:
                 update = Update.de_json(json.loads(payload), application.bot)
@@ -246,12 +247,15 @@ class FrontDesk:
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
 
-    async def _retention(self) -> None:
+    async def _housekeeping(self) -> None:
+        """Hourly: forget handled update ids Telegram can no longer re-send, apply the retention setting."""
         while True:
-            cutoff = time.time() - self.config.retention_days * 86_400
-            removed = self.store.delete_older_than(cutoff)
-            if removed:
-                log.info("Retention: deleted %d transcript lines older than %d days", removed, self.config.retention_days)
+            now = time.time()
+            self.store.prune_journal(now - JOURNAL_KEEP_SECONDS)
+            if self.config.retention_days:
+                removed = self.store.delete_older_than(now - self.config.retention_days * 86_400)
+                if removed:
+                    log.info("Retention: deleted %d transcript lines older than %d days", removed, self.config.retention_days)
             await asyncio.sleep(3_600)
 
     def _wake(self) -> None:
