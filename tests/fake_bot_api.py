@@ -2390,6 +2390,89 @@ class FakeBotApi:
         topic["deleted"] = True
         return True
 
+    # ---------------------------------------------------------------- fuzzing helpers
+
+    def deliver_every_update_type(self) -> None:
+        """From now on, deliver queued updates of every type, whatever allowed_updates says.
+
+        Telegram applies allowed_updates only to updates created after the call that set
+        it, so updates of other types already queued (member updates, polls, reactions...)
+        still reach the bot once; a robust bot copes with every kind.
+        """
+        self._update_allowed = lambda update: True  # type: ignore[method-assign]
+
+    def new_callback_query_id(self) -> str:
+        """A fresh callback query id that answerCallbackQuery accepts (once), for hand-made queries."""
+        query_id = str(self._next_callback_id)
+        self._next_callback_id += 1
+        self._callback_ids.add(query_id)
+        return query_id
+
+    def refuse_uncopyable_messages(self) -> None:
+        """From now on, copyMessage refuses what Telegram cannot copy, as Telegram does.
+
+        Bot API: "Service messages, paid media messages, giveaway messages, giveaway
+        winners messages, and invoice messages can't be copied. A quiz poll can be copied
+        only if the value of the field correct_option_id is known to the bot."
+        """
+        uncopyable = frozenset(  # service messages, invoices, giveaways, paid media
+            {
+                "new_chat_members",
+                "left_chat_member",
+                "new_chat_title",
+                "new_chat_photo",
+                "delete_chat_photo",
+                "group_chat_created",
+                "supergroup_chat_created",
+                "channel_chat_created",
+                "message_auto_delete_timer_changed",
+                "migrate_to_chat_id",
+                "migrate_from_chat_id",
+                "pinned_message",
+                "invoice",
+                "successful_payment",
+                "refunded_payment",
+                "users_shared",
+                "chat_shared",
+                "gift",
+                "unique_gift",
+                "connected_website",
+                "write_access_allowed",
+                "passport_data",
+                "proximity_alert_triggered",
+                "boost_added",
+                "chat_background_set",
+                "forum_topic_created",
+                "forum_topic_edited",
+                "forum_topic_closed",
+                "forum_topic_reopened",
+                "general_forum_topic_hidden",
+                "general_forum_topic_unhidden",
+                "giveaway_created",
+                "giveaway",
+                "giveaway_winners",
+                "giveaway_completed",
+                "video_chat_scheduled",
+                "video_chat_started",
+                "video_chat_ended",
+                "video_chat_participants_invited",
+                "web_app_data",
+                "paid_media",
+            }
+        )
+        plain_copy = self._handlers["copyMessage"]
+
+        async def strict_copy(params: JSONDict) -> JSONDict:
+            source = self._messages.get((_as_int(params.get("from_chat_id"), 0) or 0, _as_int(params.get("message_id"), 0) or 0))
+            if source is not None:
+                poll = source.get("poll")
+                quiz_unknown = isinstance(poll, dict) and poll.get("type") == "quiz" and "correct_option_id" not in poll
+                if quiz_unknown or any(key in source for key in uncopyable):
+                    raise _bad_request("the message can't be copied")
+            return await plain_copy(params)
+
+        self._handlers["copyMessage"] = strict_copy
+
 
 def _without_reply(message: JSONDict) -> JSONDict:
     """A copy of a message fit for reply_to_message (Telegram does not nest replies)."""
