@@ -34,6 +34,7 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
 
+from bot.aiohttp_request import AiohttpRequest
 from bot.config import Config
 from bot.core.dialogue import (
     Action,
@@ -504,10 +505,9 @@ def build_application(config: Config, dialogue: Dialogue, store: Store) -> Appli
         .base_file_url(config.telegram.api_file_url)
         # 429 answers are waited out and retried instead of dropped.
         .rate_limiter(AIORateLimiter(overall_max_rate=rate.overall_per_second, group_max_rate=rate.group_per_minute, max_retries=100))
-        # The default pool of one connection serialises every send; replies to
-        # many patients need many requests in flight.
-        .connection_pool_size(64)
-        .pool_timeout(30)
+        # Many requests in flight, on aiohttp (see bot/aiohttp_request.py for why not httpx).
+        .request(AiohttpRequest(64))
+        .get_updates_request(AiohttpRequest(1))
         .update_queue(JournalingQueue(store))
         .concurrent_updates(PerChatUpdateProcessor())
         .post_init(desk.start)

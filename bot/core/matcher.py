@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import re
 from collections.abc import Iterable
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -356,6 +357,9 @@ class Matcher:
         return replace(best, also_asked=other)
 
 
+_Patterns = tuple["re.Pattern[str] | None", tuple[tuple["re.Pattern[str]", ...], ...]]
+
+
 class _UrgentRules:
     """Recognises a patient describing an urgent problem after surgery.
 
@@ -377,42 +381,43 @@ class _UrgentRules:
         self._personal = frozenset(personal)
 
     @staticmethod
-    def _phrases(texts: tuple[str, ...]) -> tuple[tuple[tuple[str, ...], ...], ...]:
-        """Patterns: phrases joined by ' + ' must all occur; a word ending in '*' matches any ending."""
-        patterns = []
+    def _phrases(texts: tuple[str, ...]) -> _Patterns:
+        """Patterns: phrases joined by ' + ' must all occur; a word ending in '*' matches any ending.
+
+        Plain phrases are compiled into one alternation, so checking a message
+        costs one regex search per word list (plus the few ' + ' patterns).
+        """
+        singles: list[str] = []
+        combined: list[tuple[re.Pattern[str], ...]] = []
         for text in texts:
             parts = []
             for part in text.lower().split("+"):
-                tokens = tuple(w + "*" if raw.endswith("*") else w for raw in part.split() for w in words(raw)[:1])
+                tokens = [w + "*" if raw.endswith("*") else w for raw in part.split() for w in words(raw)[:1]]
                 if tokens:
-                    parts.append(tokens)
-            if parts:
-                patterns.append(tuple(parts))
-        return tuple(patterns)
+                    parts.append(" ".join(re.escape(t[:-1]) + r"\S*" if t.endswith("*") else re.escape(t) for t in tokens))
+            if len(parts) == 1:
+                singles.append(parts[0])
+            elif parts:
+                combined.append(tuple(re.compile(r"(?<!\S)(?:" + p + r")(?!\S)") for p in parts))
+        alternation = re.compile(r"(?<!\S)(?:" + "|".join(singles) + r")(?!\S)") if singles else None
+        return alternation, tuple(combined)
 
     @staticmethod
-    def _occurs(tokens: list[str], phrase: tuple[str, ...]) -> bool:
-        size = len(phrase)
-        for start in range(len(tokens) - size + 1):
-            if all(
-                tokens[start + i].startswith(p[:-1]) if p.endswith("*") else tokens[start + i] == p
-                for i, p in enumerate(phrase)
-            ):
-                return True
-        return False
-
-    @classmethod
-    def _has(cls, tokens: list[str], patterns: tuple[tuple[tuple[str, ...], ...], ...]) -> bool:
-        return any(all(cls._occurs(tokens, part) for part in pattern) for pattern in patterns)
+    def _has(joined: str, patterns: _Patterns) -> bool:
+        alternation, combined = patterns
+        if alternation is not None and alternation.search(joined):
+            return True
+        return any(all(part.search(joined) for part in pattern) for pattern in combined)
 
     def matches(self, text: str) -> bool:
         tokens = self._analyzer.surface_words(text)
-        if self._has(tokens, self._hypothetical) and not self._has(tokens, self._happening_now):
+        joined = " ".join(tokens)
+        if self._has(joined, self._hypothetical) and not self._has(joined, self._happening_now):
             return False
         personal = any(t in self._personal for t in tokens)
-        post_op = self._has(tokens, self._post_op)
-        if self._has(tokens, self._red_flags):
+        post_op = self._has(joined, self._post_op)
+        if self._has(joined, self._red_flags):
             return personal or post_op
-        if self._has(tokens, self._symptoms) and self._has(tokens, self._intensifiers):
-            return post_op or (personal and self._has(tokens, self._happening_now))
+        if self._has(joined, self._symptoms) and self._has(joined, self._intensifiers):
+            return post_op or (personal and self._has(joined, self._happening_now))
         return False
