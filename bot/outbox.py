@@ -5,7 +5,8 @@ handled update), so a crash never loses a reply or a relay: whatever is still
 pending is sent after restart. One worker per patient conversation sends its
 entries in order; different conversations are sent concurrently.
 
-Failures: 429 is waited out (the rate limiter, then here); network errors,
+Sends go through :class:`bot.bot_api.BotApi`, which keeps Telegram's limits.
+Failures: 429 is waited out; network errors,
 timeouts and 5xx are retried with exponential backoff for ``retry_window``
 seconds, then the entry is marked failed with the reason and staff are told.
 Telegram's refusals (400/403) are not retried, except a deleted topic, which is
@@ -21,10 +22,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from telegram import Bot, InlineKeyboardMarkup, ReplyKeyboardMarkup, ReplyKeyboardRemove
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 
+from bot.bot_api import BotApi, RetryLater
 from bot.core.staff_card import CardPatient, topic_name
 from bot.storage import OutboxEntry, Store
 
@@ -47,7 +48,7 @@ class OutboxSender:
 
     def __init__(
         self,
-        bot: Bot,
+        api: BotApi,
         store: Store,
         staff_chat_id: int,
         texts: dict[str, str],
@@ -58,7 +59,7 @@ class OutboxSender:
         max_parallel: int = 64,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.bot = bot
+        self.api = api
         self.store = store
         self.staff_chat_id = staff_chat_id
         self.texts = texts
@@ -107,6 +108,7 @@ class OutboxSender:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.api.close()
 
     # -- one conversation --------------------------------------------------------------
     async def _work(self, chat_id: int) -> None:
@@ -144,8 +146,8 @@ class OutboxSender:
         while True:
             try:
                 await self._send(chat_id, batch)
-            except RetryAfter as exc:
-                wait = exc.retry_after if isinstance(exc.retry_after, (int, float)) else exc.retry_after.total_seconds()
+            except RetryLater as exc:
+                wait = exc.seconds
                 self.store.count_attempt(ids, f"429: retry after {wait}s")
                 await asyncio.sleep(wait)
                 continue
@@ -184,37 +186,41 @@ class OutboxSender:
             # The patient's topic could not be reached; try the group's General topic once.
             name = self.store.patient(chat_id).display_name
             try:
-                await self.bot.send_message(self.staff_chat_id, f"Could not deliver a message from {name} (chat {chat_id}) to staff: {reason}")
+                await self._call("sendMessage", chat_id=self.staff_chat_id, text=f"Could not deliver a message from {name} (chat {chat_id}) to staff: {reason}")
             except TelegramError as exc:
                 log.error("Could not tell staff either: %s", exc)
 
     # -- the Telegram calls --------------------------------------------------------------
+    async def _call(self, method: str, **params: Any) -> Any:
+        return await self.api.call(method, **params)
+
     async def _send(self, chat_id: int, batch: list[OutboxEntry]) -> None:
         entry = batch[0]
         payload = entry.payload
         if entry.kind == PATIENT_TEXT:
-            await self.bot.send_message(chat_id, payload["text"], reply_markup=_markup(payload.get("markup")))
+            await self._call("sendMessage", chat_id=chat_id, text=payload["text"], reply_markup=payload.get("markup"))
         elif entry.kind == PATIENT_COPY:
-            copied = await self.bot.copy_message(chat_id, self.staff_chat_id, payload["message_id"])
-            self.store.link_messages(chat_id, copied.message_id, payload["message_id"], "to_patient")
+            copied = await self._call("copyMessage", chat_id=chat_id, from_chat_id=self.staff_chat_id, message_id=payload["message_id"])
+            self.store.link_messages(chat_id, copied["message_id"], payload["message_id"], "to_patient")
         elif entry.kind == STAFF_COPY:
             await self._relay(chat_id, batch)
         elif entry.kind == STAFF_CARD:
-            close = InlineKeyboardMarkup.de_json(
-                {"inline_keyboard": [[{"text": self.texts["button_close"], "callback_data": STAFF_CLOSE}]]}, self.bot
-            )
+            close = {"inline_keyboard": [[{"text": self.texts["button_close"], "callback_data": STAFF_CLOSE}]]}
             await self._into_topic(
                 chat_id,
-                lambda thread: self.bot.send_message(
-                    self.staff_chat_id, payload["text"], message_thread_id=thread, parse_mode=ParseMode.HTML, reply_markup=close
+                lambda thread: self._call(
+                    "sendMessage", chat_id=self.staff_chat_id, text=payload["text"], message_thread_id=thread,
+                    parse_mode=ParseMode.HTML, reply_markup=close,
                 ),
             )
         elif entry.kind == STAFF_NOTICE:
             thread = payload.get("thread_id")
             if thread is not None:
-                await self.bot.send_message(self.staff_chat_id, payload["text"], message_thread_id=thread)
+                await self._call("sendMessage", chat_id=self.staff_chat_id, text=payload["text"], message_thread_id=thread)
             elif (handoff := self.store.handoff(chat_id)) is not None and handoff.thread_id is not None:
-                await self._into_topic(chat_id, lambda t: self.bot.send_message(self.staff_chat_id, payload["text"], message_thread_id=t))
+                await self._into_topic(
+                    chat_id, lambda t: self._call("sendMessage", chat_id=self.staff_chat_id, text=payload["text"], message_thread_id=t)
+                )
         else:
             log.error("Unknown outbox entry kind %r dropped", entry.kind)
 
@@ -222,15 +228,20 @@ class OutboxSender:
         first = batch[0].payload
         if len(batch) == 1:
             copied = await self._into_topic(
-                chat_id, lambda t: self.bot.copy_message(self.staff_chat_id, chat_id, first["message_id"], message_thread_id=t)
+                chat_id,
+                lambda t: self._call(
+                    "copyMessage", chat_id=self.staff_chat_id, from_chat_id=chat_id, message_id=first["message_id"], message_thread_id=t
+                ),
             )
-            self.store.link_messages(chat_id, first["message_id"], copied.message_id, "to_staff")
+            self.store.link_messages(chat_id, first["message_id"], copied["message_id"], "to_staff")
             return
         # Several texts waited (the staff group is rate limited): one message keeps staff current.
         text = "\n\n".join(e.payload["text"] for e in batch)
-        sent = await self._into_topic(chat_id, lambda t: self.bot.send_message(self.staff_chat_id, text, message_thread_id=t))
+        sent = await self._into_topic(
+            chat_id, lambda t: self._call("sendMessage", chat_id=self.staff_chat_id, text=text, message_thread_id=t)
+        )
         for entry in batch:
-            self.store.link_messages(chat_id, entry.payload["message_id"], sent.message_id, "to_staff")
+            self.store.link_messages(chat_id, entry.payload["message_id"], sent["message_id"], "to_staff")
 
     async def _into_topic(self, chat_id: int, send: Callable[[int], Awaitable[Any]]) -> Any:
         return await send(await self._topic(chat_id))
@@ -242,11 +253,13 @@ class OutboxSender:
             return handoff.thread_id
         patient = self.store.patient(chat_id)
         urgent = bool(handoff and handoff.urgent)
-        topic = await self.bot.create_forum_topic(
-            self.staff_chat_id, topic_name(CardPatient(chat_id, patient.display_name, patient.username), urgent=urgent)
+        topic = await self._call(
+            "createForumTopic",
+            chat_id=self.staff_chat_id,
+            name=topic_name(CardPatient(chat_id, patient.display_name, patient.username), urgent=urgent),
         )
-        self.store.record_topic(chat_id, topic.message_thread_id)
-        return topic.message_thread_id
+        self.store.record_topic(chat_id, topic["message_thread_id"])
+        return int(topic["message_thread_id"])
 
 
 def markup_payload(reply_buttons: list[tuple[str, str]], keyboard: list[str], request_contact: bool, remove: bool) -> dict[str, Any] | None:
@@ -259,13 +272,3 @@ def markup_payload(reply_buttons: list[tuple[str, str]], keyboard: list[str], re
     if remove:
         return {"remove_keyboard": True}
     return None
-
-
-def _markup(data: dict[str, Any] | None) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None:
-    if not data:
-        return None
-    if "inline_keyboard" in data:
-        return InlineKeyboardMarkup.de_json(data, None)
-    if "keyboard" in data:
-        return ReplyKeyboardMarkup.de_json(data, None)
-    return ReplyKeyboardRemove()

@@ -314,11 +314,14 @@ class Store:
 
 
     # -- inbox: updates journaled before Telegram is told they were received -----------
-    def journal_update(self, update_id: int, chat_id: int | None, payload: str) -> None:
-        self._db.execute(
-            "INSERT OR IGNORE INTO inbox (update_id, chat_id, payload, status, received_at) VALUES (?, ?, ?, 'pending', ?)",
-            (update_id, chat_id, payload, self._clock()),
-        )
+    def journal_updates(self, rows: list[tuple[int, int | None, str]]) -> None:
+        """Record fetched updates (update_id, chat_id, JSON) as pending; ids already known are left alone."""
+        now = self._clock()
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO inbox (update_id, chat_id, payload, status, received_at) VALUES (?, ?, ?, 'pending', ?)",
+                [(update_id, chat_id, payload, now) for update_id, chat_id, payload in rows],
+            )
 
     def update_done(self, update_id: int) -> bool:
         row = self._db.execute("SELECT status FROM inbox WHERE update_id = ?", (update_id,)).fetchone()

@@ -24,7 +24,7 @@ import asyncio
 import json
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -35,6 +35,7 @@ from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
 
 from bot.aiohttp_request import AiohttpRequest
+from bot.bot_api import BotApi
 from bot.config import Config
 from bot.core.dialogue import (
     Action,
@@ -82,6 +83,7 @@ FLOOD_WINDOW = 10.0
 SHUTDOWN_FLUSH_SECONDS = 3.0  # SIGTERM must finish within 5 s
 # Telegram keeps unconfirmed updates for 24 hours; ids handled longer ago cannot come back.
 JOURNAL_KEEP_SECONDS = 2 * 86_400
+NAME_CACHE = 10_000  # recently seen patients whose stored name is known to be current
 
 
 class SetupError(Exception):
@@ -149,21 +151,74 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         return None
 
 
-class JournalingQueue(asyncio.Queue):  # type: ignore[type-arg]
-    """The Application's update queue, writing each update to SQLite as it is queued.
+class UpdateJournal:
+    """Writes incoming updates to the store's inbox before Telegram can consider them delivered.
 
-    python-telegram-bot confirms a fetched batch to Telegram with the next
-    getUpdates offset, before handlers run; the journal is what survives a kill.
+    In polling mode the raw getUpdates answer is journaled as it arrives (cheaper
+    than serialising python-telegram-bot's objects back to JSON); webhook
+    updates, and anything else queued, are journaled by :class:`JournalingQueue`.
     """
 
     def __init__(self, store: Store) -> None:
-        super().__init__()
         self.store = store
+        self._written: set[int] = set()  # journaled from the raw answer, not yet queued
+
+    def write_raw(self, body: bytes) -> None:
+        try:
+            updates = json.loads(body).get("result") or []
+        except (ValueError, AttributeError):
+            return  # python-telegram-bot reports unreadable answers itself
+        rows = [(u["update_id"], _raw_chat_id(u), json.dumps(u)) for u in updates if isinstance(u, dict) and "update_id" in u]
+        self.store.journal_updates(rows)
+        self._written.update(row[0] for row in rows)
+
+    def write(self, update: Update) -> None:
+        if update.update_id in self._written:
+            self._written.discard(update.update_id)
+            return
+        chat = update.effective_chat
+        self.store.journal_updates([(update.update_id, chat.id if chat else None, json.dumps(update.to_dict()))])
+
+
+def _raw_chat_id(update: dict[str, Any]) -> int | None:
+    for key in ("message", "edited_message", "channel_post", "edited_channel_post", "business_message"):
+        if isinstance(update.get(key), dict):
+            return update[key].get("chat", {}).get("id")
+    query = update.get("callback_query")
+    if isinstance(query, dict):
+        message = query.get("message") or {}
+        return message.get("chat", {}).get("id") or query.get("from", {}).get("id")
+    return None
+
+
+class JournalingUpdatesRequest(AiohttpRequest):
+    """The getUpdates connection: journals each fetched batch before handing it to python-telegram-bot.
+
+    python-telegram-bot confirms a batch with the next getUpdates offset, before
+    handlers run; the journal is what survives a kill.
+    """
+
+    def __init__(self, journal: UpdateJournal) -> None:
+        super().__init__(1)
+        self.journal = journal
+
+    async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        status, body = await super().do_request(url, method, *args, **kwargs)
+        if status == 200 and url.endswith("/getUpdates"):
+            self.journal.write_raw(body)
+        return status, body
+
+
+class JournalingQueue(asyncio.Queue):  # type: ignore[type-arg]
+    """The Application's update queue: every update is journaled as it is queued (webhook mode included)."""
+
+    def __init__(self, journal: UpdateJournal) -> None:
+        super().__init__()
+        self.journal = journal
 
     async def put(self, item: Any) -> None:
         if isinstance(item, Update):
-            chat = item.effective_chat
-            self.store.journal_update(item.update_id, chat.id if chat else None, json.dumps(item.to_dict()))
+            self.journal.write(item)
         await super().put(item)
 
 
@@ -219,6 +274,7 @@ class FrontDesk:
         self.texts = dialogue.texts
         self.staff_chat_id = config.telegram.staff_chat_id
         self.flood = FloodGuard()
+        self._saved_names: OrderedDict[int, tuple[str, str, str]] = OrderedDict()  # bounded: skips unchanged writes
         self.sender: OutboxSender | None = None
         self._background: list[asyncio.Task[None]] = []
 
@@ -226,7 +282,10 @@ class FrontDesk:
     async def start(self, application: Application) -> None:
         """Start-up checks, then replay journaled updates and start delivering the outbox."""
         await check_setup(application, self.config)
-        self.sender = OutboxSender(application.bot, self.store, self.staff_chat_id, self.texts)
+        rate = self.config.telegram.rate_limit
+        api = BotApi(application.bot.base_url, overall_per_second=rate.overall_per_second, group_per_minute=rate.group_per_minute)
+        await api.start()
+        self.sender = OutboxSender(api, self.store, self.staff_chat_id, self.texts)
         self._background.append(asyncio.create_task(self.sender.run(), name="outbox"))
         self._background.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         for update_id, payload in self.store.pending_updates():
@@ -289,10 +348,20 @@ class FrontDesk:
         message = update.message or update.edited_message
         with self.store.transaction():
             if user is not None:
-                self.store.save_patient(Patient(chat.id, user.first_name or "", user.last_name or "", user.username or ""))
+                self._save_patient(chat.id, user.first_name or "", user.last_name or "", user.username or "")
             state = self.store.load_session(chat.id)
             self._handle_patient(update, chat.id, state, message)
             self.store.mark_update_done(update.update_id)
+
+    def _save_patient(self, chat_id: int, first: str, last: str, username: str) -> None:
+        names = (first, last, username)
+        if self._saved_names.get(chat_id) == names:
+            self._saved_names.move_to_end(chat_id)
+            return
+        self.store.save_patient(Patient(chat_id, *names))
+        self._saved_names[chat_id] = names
+        if len(self._saved_names) > NAME_CACHE:
+            self._saved_names.popitem(last=False)
 
     def _handle_patient(self, update: Update, chat_id: int, state: Any, message: Message | None) -> None:
         if update.edited_message is not None:
@@ -320,6 +389,7 @@ class FrontDesk:
         if any(isinstance(action, ForgetPatient) for action in step.actions):
             # Last, so nothing recorded while carrying out the other actions survives it.
             self.store.forget(chat_id)
+            self._saved_names.pop(chat_id, None)
 
     def _record_patient(self, chat_id: int, event: Event) -> None:
         if isinstance(event, PatientText):
@@ -498,6 +568,7 @@ def build_application(config: Config, dialogue: Dialogue, store: Store) -> Appli
     """The one place where python-telegram-bot is wired to the core and the store."""
     rate = config.telegram.rate_limit
     desk = FrontDesk(config, dialogue, store)
+    journal = UpdateJournal(store)
     application = (
         ApplicationBuilder()
         .token(config.telegram.token)
@@ -507,8 +578,8 @@ def build_application(config: Config, dialogue: Dialogue, store: Store) -> Appli
         .rate_limiter(AIORateLimiter(overall_max_rate=rate.overall_per_second, group_max_rate=rate.group_per_minute, max_retries=100))
         # Many requests in flight, on aiohttp (see bot/aiohttp_request.py for why not httpx).
         .request(AiohttpRequest(64))
-        .get_updates_request(AiohttpRequest(1))
-        .update_queue(JournalingQueue(store))
+        .get_updates_request(JournalingUpdatesRequest(journal))
+        .update_queue(JournalingQueue(journal))
         .concurrent_updates(PerChatUpdateProcessor())
         .post_init(desk.start)
         .post_stop(lambda _app: desk.stop())
