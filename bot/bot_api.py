@@ -36,7 +36,7 @@ class BotApi:
         *,
         overall_per_second: float = 30.0,
         group_per_minute: float = 20.0,
-        connections: int = 64,
+        connections: int = 128,
         timeout: float = 15.0,
     ) -> None:
         self._base_url = base_url.rstrip("/")  # ends with the token: …/bot<token>

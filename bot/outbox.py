@@ -56,7 +56,7 @@ class OutboxSender:
         retry_window: float = 60.0,
         first_delay: float = 0.5,
         max_delay: float = 15.0,
-        max_parallel: int = 64,
+        max_parallel: int = 512,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = api
@@ -68,6 +68,8 @@ class OutboxSender:
         self.max_delay = max_delay
         self._clock = clock
         self._wake = asyncio.Event()
+        self._woken: set[int] = set()  # conversations with new entries since the last dispatch
+        self._scan = True  # look at every pending conversation (start-up, after a worker ends)
         self._busy: set[int] = set()
         self._slots = asyncio.Semaphore(max_parallel)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -76,16 +78,26 @@ class OutboxSender:
         self._idle.set()
 
     # -- lifecycle ------------------------------------------------------------------------
-    def wake(self) -> None:
-        """New entries were enqueued."""
+    def wake(self, chat_id: int | None = None) -> None:
+        """New entries were enqueued (for ``chat_id``, or for conversations unknown: scan them all)."""
         self._idle.clear()
+        if chat_id is None:
+            self._scan = True
+        else:
+            self._woken.add(chat_id)
         self._wake.set()
 
     async def run(self) -> None:
         """Dispatch loop: starts a worker for every conversation with pending sends."""
         while not self._stopping:
             self._wake.clear()
-            for chat_id in self.store.chats_with_pending_sends():
+            if self._scan:
+                self._scan = False
+                candidates = set(self.store.chats_with_pending_sends()) | self._woken
+            else:
+                candidates = self._woken
+            self._woken = set()
+            for chat_id in candidates:
                 if chat_id not in self._busy:
                     self._busy.add(chat_id)
                     task = asyncio.create_task(self._work(chat_id), name=f"outbox:{chat_id}")
@@ -121,8 +133,11 @@ class OutboxSender:
                     batch = self._batch(entries)
                     await self._deliver(chat_id, batch)
         finally:
+            # No await since the last empty look at the outbox: anything enqueued for this chat
+            # from here on wakes the dispatcher, which now sees the chat free.
             self._busy.discard(chat_id)
-            self._wake.set()  # the dispatcher re-checks: new entries may have arrived meanwhile
+            if not self._busy and not self._woken and not self._scan:
+                self._idle.set()
 
     @staticmethod
     def _batch(entries: list[OutboxEntry]) -> list[OutboxEntry]:
@@ -171,6 +186,10 @@ class OutboxSender:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_delay)
                 continue
+            except Exception as exc:  # a bug must not wedge the conversation: record it and move on
+                log.exception("Unexpected error sending for chat %s", chat_id)
+                await self._give_up(chat_id, batch, f"internal error: {type(exc).__name__}")
+                return
             self.store.mark_sent(ids)
             return
 
@@ -181,7 +200,7 @@ class OutboxSender:
         kind = batch[0].kind
         if kind == PATIENT_COPY:
             self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_relay_failed"].format(reason=reason)})
-            self.wake()
+            self.wake(chat_id)
         elif kind in (STAFF_COPY, STAFF_CARD):
             # The patient's topic could not be reached; try the group's General topic once.
             name = self.store.patient(chat_id).display_name

@@ -318,9 +318,10 @@ class FrontDesk:
                     log.info("Retention: deleted %d transcript lines older than %d days", removed, self.config.retention_days)
             await asyncio.sleep(3_600)
 
-    def _wake(self) -> None:
+    def _wake(self, chat_id: int | None) -> None:
         if self.sender is not None:
-            self.sender.wake()
+            # Staff updates enqueue for the patient behind the topic, not the staff chat: scan.
+            self.sender.wake(chat_id if chat_id is not None and chat_id != self.staff_chat_id else None)
 
     # -- entry point -------------------------------------------------------------------
     async def on_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -336,7 +337,7 @@ class FrontDesk:
             await self.on_staff(update)
         else:
             self.store.mark_update_done(update.update_id)  # other groups and channels reach nobody
-        self._wake()
+        self._wake(chat.id if chat is not None else None)
 
     # -- patients ------------------------------------------------------------------------
     async def on_patient(self, update: Update) -> None:
