@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterable
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Literal
 
 from rapidfuzz import fuzz, process
@@ -44,6 +45,8 @@ MAX_SUGGESTIONS = 3
 SECOND_OPINION_SCORE = 40.0
 # An answer needs this much IDF weight of the message's words in the entry's vocabulary.
 MIN_EVIDENCE = 2.0  # below this the words are too weak for any second opinion to settle it
+MATCH_CACHE = 4_096  # distinct messages whose classification is remembered
+MATCH_CACHE_CHARS = 200
 RANK_DEPTH = 12  # candidates kept per ranking: enough for suggestions and rivals
 COMMON_POSTINGS = 2_000  # see Matcher.rank_terms
 # An FAQ entry beats an out-of-scope subject named in the message only by this much.
@@ -147,8 +150,13 @@ class Matcher:
                 for term in terms:
                     self._postings[term].append(len(self._phrasings) - 1)
         self._candidate_index = {(c.kind, c.key): i for i, c in enumerate(self.candidates)}
-        self._greeting_cues = self._cues("greeting")
-        self._thanks_cues = self._cues("thanks")
+        # Cue phrases by their first word, longest first, thanks before greetings.
+        self._social_cues: dict[str, list[tuple[tuple[str, ...], str]]] = defaultdict(list)
+        for intent in ("thanks", "greeting"):
+            for cue in self._cues(intent):
+                self._social_cues[cue[0]].append((cue, intent))
+        for cues in self._social_cues.values():
+            cues.sort(key=lambda item: -len(item[0]))
         faq_and_intent_terms = frozenset().union(
             *(self._vocab[i] for i, c in enumerate(self.candidates) if c.kind != "out_of_scope")
         )
@@ -158,6 +166,9 @@ class Matcher:
             for topic in knowledge.out_of_scope
             if topic.decisive
         }
+        # The same short messages come again and again ("hi", "price?", "thank you"):
+        # a bounded cache of the pure result saves the whole analysis for them.
+        self._cached_match = lru_cache(maxsize=MATCH_CACHE)(self._match)
         self._urgent = _UrgentRules(self.analyzer, urgent, knowledge.language.personal)
 
     def _cue_terms(self, topics: Iterable[OutOfScopeTopic]) -> frozenset[str]:
@@ -221,6 +232,10 @@ class Matcher:
     # -- decision --------------------------------------------------------------
     def match(self, text: str) -> Match:
         """Classify one patient message."""
+        # Only short texts are cached, so the cache stays small whatever patients send.
+        return self._cached_match(text) if len(text) <= MATCH_CACHE_CHARS else self._match(text)
+
+    def _match(self, text: str) -> Match:
         if not text or not any(ch.isalnum() for ch in text):
             return Match("fallback", empty=not text.strip())
         if self._urgent.matches(text):
@@ -253,16 +268,18 @@ class Matcher:
         rest: list[str] = []
         i = 0
         while i < len(surface):
-            for intent, cues in (("thanks", self._thanks_cues), ("greeting", self._greeting_cues)):
-                size = next((len(c) for c in cues if tuple(surface[i : i + len(c)]) == c), 0)
-                if size:
-                    if found != "thanks":
-                        found = intent  # type: ignore[assignment]
-                    i += size
-                    break
-            else:
+            hit = next(
+                ((cue, intent) for cue, intent in self._social_cues.get(surface[i], ()) if tuple(surface[i : i + len(cue)]) == cue),
+                None,
+            )
+            if hit is None:
                 rest.append(surface[i])
                 i += 1
+                continue
+            cue, intent = hit
+            if found != "thanks":
+                found = intent  # type: ignore[assignment]
+            i += len(cue)
         return found, rest
 
     def _starts_a_question(self, clause: str) -> bool:
