@@ -295,8 +295,10 @@ def check_alive(process: subprocess.Popen, log_path: Path, what: str) -> None:
 
 def warm_up(
     server: FakeServer, process: subprocess.Popen, log_path: Path, spec: BotSpec, questions: list[str]
-) -> dict[str, list[str]]:
-    """Ask each question in a chat of its own; returns every reply text per question."""
+) -> tuple[dict[str, list[str]], float | None]:
+    """Ask each question in a chat of its own (queued before the bot is up); returns every reply
+    text per question, and when the first reply came."""
+    first_reply: float | None = None
     feed = CallFeed(server)
     chats = {spec.chat_base + 900_000 + n: q for n, q in enumerate(questions)}
     server.push(list(chats.items()))
@@ -308,13 +310,14 @@ def warm_up(
         for call in feed.poll():
             if call["method"] == "sendMessage" and call["status"] == 200 and call["chat_id"] in replies:
                 replies[call["chat_id"]].append(call["text"])
+                first_reply = first_reply or time.monotonic()
                 if quiet_until is not None:
                     quiet_until = time.monotonic() + WARM_UP_QUIET
         now = time.monotonic()
         if quiet_until is None and all(replies.values()):
             quiet_until = now + WARM_UP_QUIET
         if quiet_until is not None and now >= quiet_until:
-            return {chats[chat]: texts for chat, texts in replies.items()}
+            return {chats[chat]: texts for chat, texts in replies.items()}, first_reply
         if now > deadline:
             missing = [chats[c] for c, texts in replies.items() if not texts]
             raise BenchError(f"{spec.label}: no warm-up reply within {WARM_UP_TIMEOUT:.0f}s to {missing}:\n{log_tail(log_path)}")
@@ -342,7 +345,9 @@ def run_bot(spec: BotSpec, server: FakeServer, workroot: Path, args: argparse.Na
     )
     try:
         started = time.monotonic()
-        replies = warm_up(server, process, log_path, spec, questions)
+        replies, first_reply = warm_up(server, process, log_path, spec, questions)
+        if first_reply is not None:
+            print(f"  {spec.label}: first answer {first_reply - started:.2f}s after the process started (imports and FAQ included)")
         questions, answer_of, dropped = usable_questions(replies)
         if dropped:
             print(f"  {spec.label}: left out of the load (not exactly one distinct reply): {dropped}")

@@ -250,3 +250,34 @@ async def test_sigkill_during_a_burst_loses_no_message_and_no_relay(api: FakeBot
         counts = Counter(texts)
         assert len(counts) == 4, texts  # every question and button press answered
         assert sum(counts.values()) - 4 <= 1, texts  # at most the one in flight at the kill twice
+
+
+def test_in_memory_state_does_not_grow_with_patients_served() -> None:
+    from bot.telegram_app import ChatLocks, FloodGuard
+
+    guard = FloodGuard(burst=15, window=10.0)
+    for chat in range(5_000):
+        assert guard.check(chat, now=chat * 0.01) == "ok"
+    # Chats quiet for longer than the window are dropped as others arrive.
+    for chat in range(5_000, 5_300):
+        guard.check(chat, now=1_000.0)
+    assert len(guard) <= 300
+
+    locks = ChatLocks()
+
+    async def use_many() -> None:
+        for chat in range(1_000):
+            async with locks.hold(chat):
+                pass
+
+    asyncio.run(use_many())
+    assert len(locks) == 0
+
+
+async def test_a_served_patient_leaves_no_lock_behind(bot: BotHarness) -> None:
+    for chat in range(6000, 6050):
+        await bot.say(chat, "does it leave a scar")
+    await bot.barrier()
+    assert bot.application is not None
+    processor = bot.application.update_processor
+    assert len(processor.locks) == 0  # type: ignore[attr-defined]
