@@ -21,7 +21,7 @@ JSONDict = dict[str, Any]
 class BotHarness:
     """The bot as deployed (config, store, application, polling), pointed at ``api``."""
 
-    def __init__(self, api: FakeBotApi, tmp_path: Path, **config_changes: Any) -> None:
+    def __init__(self, api: FakeBotApi, tmp_path: Path, *, rate_limit: RateLimitConfig | None = None, **config_changes: Any) -> None:
         self.api = api
         self.staff_chat_id: int = api.staff_chat_id
         telegram = TelegramConfig(
@@ -29,7 +29,8 @@ class BotHarness:
             api_base_url=api.base_url,
             api_file_url=api.base_file_url,
             staff_chat_id=self.staff_chat_id,
-            rate_limit=RateLimitConfig(0, 0),  # the fake server has no flood limits; keep tests fast
+            # The fake server has no flood limits; tests run without ours unless they ask.
+            rate_limit=rate_limit or RateLimitConfig(0, 0),
         )
         self.config = replace(Config(telegram=telegram, storage_path=tmp_path / "bot.sqlite3", faq_path=FAQ_DIR), **config_changes)
         self.dialogue = build_dialogue(self.config)
