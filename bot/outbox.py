@@ -201,7 +201,11 @@ class OutboxSender:
         if kind == PATIENT_COPY:
             self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_relay_failed"].format(reason=reason)})
             self.wake(chat_id)
-        elif kind in (STAFF_COPY, STAFF_CARD):
+        elif kind == STAFF_COPY:
+            # Staff must know a message is missing; the notice goes through the outbox like any send.
+            self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_relay_in_failed"].format(reason=reason)})
+            self.wake(chat_id)
+        elif kind == STAFF_CARD:
             # The patient's topic could not be reached; try the group's General topic once.
             name = self.store.patient(chat_id).display_name
             try:

@@ -199,7 +199,7 @@ class Store:
             "INSERT INTO patients (chat_id, first_name, last_name, username, updated_at) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (chat_id) DO UPDATE SET first_name = excluded.first_name, last_name = excluded.last_name, "
             "username = excluded.username, updated_at = excluded.updated_at",
-            (patient.chat_id, patient.first_name, patient.last_name, patient.username, self._clock()),
+            (patient.chat_id, _text(patient.first_name), _text(patient.last_name), _text(patient.username), self._clock()),
         )
 
     def patient(self, chat_id: int) -> Patient:
@@ -280,7 +280,7 @@ class Store:
     def add_booking(self, chat_id: int, booking: Booking) -> int:
         cursor = self._db.execute(
             "INSERT INTO bookings (chat_id, name, phone, preferred, note, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (chat_id, booking.name, booking.phone, booking.when, booking.note, self._clock()),
+            (chat_id, _text(booking.name), booking.phone, _text(booking.when), _text(booking.note), self._clock()),
         )
         return int(cursor.lastrowid or 0)
 
@@ -290,7 +290,7 @@ class Store:
 
     def add_transcript(self, chat_id: int, role: Role, text: str) -> None:
         self._db.execute(
-            "INSERT INTO transcript (chat_id, role, text, created_at) VALUES (?, ?, ?, ?)", (chat_id, role, text, self._clock())
+            "INSERT INTO transcript (chat_id, role, text, created_at) VALUES (?, ?, ?, ?)", (chat_id, role, _text(text), self._clock())
         )
 
     def recent_transcript(self, chat_id: int, limit: int) -> list[TranscriptLine]:
@@ -301,7 +301,7 @@ class Store:
 
     def add_unanswered(self, chat_id: int, question: str) -> None:
         self._db.execute(
-            "INSERT INTO unanswered (chat_id, question, created_at) VALUES (?, ?, ?)", (chat_id, question, self._clock())
+            "INSERT INTO unanswered (chat_id, question, created_at) VALUES (?, ?, ?)", (chat_id, _text(question), self._clock())
         )
 
     def unanswered(self, limit: int = 100) -> list[tuple[str, int]]:
@@ -418,6 +418,11 @@ class _Transaction:
     def __exit__(self, exc_type: object, *_: object) -> None:
         if self._outer:
             self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _text(value: str) -> str:
+    """Text safe for SQLite: lone surrogates (which Telegram JSON can carry) become U+FFFD."""
+    return value.encode("utf-8", "replace").decode("utf-8") if not value.isascii() else value
 
 
 def _statements(script: str) -> list[str]:

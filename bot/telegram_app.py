@@ -21,6 +21,7 @@ Updates of one chat are handled in order; different chats concurrently.
 from __future__ import annotations
 
 import asyncio
+import datetime as dtm
 import json
 import logging
 import time
@@ -176,8 +177,19 @@ class UpdateJournal:
         if update.update_id in self._written:
             self._written.discard(update.update_id)
             return
-        chat = update.effective_chat
-        self.store.journal_updates([(update.update_id, chat.id if chat else None, json.dumps(update.to_dict()))])
+        try:
+            chat = update.effective_chat
+            payload = json.dumps(update.to_dict(), default=_json_default)
+            self.store.journal_updates([(update.update_id, chat.id if chat else None, payload)])
+        except Exception:  # an update we cannot serialise is still handled, just not journaled
+            log.exception("Could not journal update %s", update.update_id)
+
+
+def _json_default(value: Any) -> Any:
+    """Some nested dates stay datetime objects in python-telegram-bot's to_dict; Telegram sends Unix time."""
+    if isinstance(value, dtm.datetime):
+        return int(value.timestamp())
+    return str(value)
 
 
 def _raw_chat_id(update: dict[str, Any]) -> int | None:
@@ -407,6 +419,8 @@ class FrontDesk:
             return None
         if message.contact is not None:
             return ContactShared(message.contact.phone_number)
+        if message.text is None and message.effective_attachment is None:
+            return None  # service messages (write access granted, pinned, ...) say nothing and cannot be copied
         if message.text is not None:
             text = message.text
             if text.startswith("/"):
@@ -463,6 +477,11 @@ class FrontDesk:
         self.store.enqueue(chat_id, STAFF_CARD, {"text": card})
 
     def _relay_to_staff(self, chat_id: int, message: Message) -> None:
+        kind = _uncopyable_kind(message)
+        if kind is not None:
+            # Telegram refuses to copy these; staff are told instead of the message vanishing.
+            self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_uncopyable"].format(kind=kind)})
+            return
         self.store.enqueue(chat_id, STAFF_COPY, {"message_id": message.message_id, "text": message.text})
 
     # -- staff -------------------------------------------------------------------------------
@@ -513,6 +532,16 @@ class FrontDesk:
         for action in step.actions:
             self.perform(chat_id, action, None)
         self.store.enqueue(chat_id, STAFF_NOTICE, {"text": notice})
+
+
+def _uncopyable_kind(message: Message) -> str | None:
+    """What kind of message this is, if Telegram will not let a bot copy it (else None)."""
+    if message.poll is not None and message.poll.type == "quiz":
+        return "quiz"
+    for kind in ("invoice", "successful_payment", "refunded_payment", "passport_data", "paid_media", "game", "giveaway", "giveaway_winners", "story"):
+        if getattr(message, kind, None) is not None:
+            return kind.replace("_", " ")
+    return None
 
 
 def _chunks(text: str, size: int) -> list[str]:

@@ -79,6 +79,8 @@ REQUIRED_TEXTS: tuple[str, ...] = (
     "staff_note_saved",
     "staff_patient_forgotten",
     "staff_relay_failed",
+    "staff_relay_in_failed",
+    "staff_uncopyable",
     "command_start",
     "command_help",
     "command_book",
