@@ -2413,7 +2413,8 @@ class FakeBotApi:
 
         Bot API: "Service messages, paid media messages, giveaway messages, giveaway
         winners messages, and invoice messages can't be copied. A quiz poll can be copied
-        only if the value of the field correct_option_id is known to the bot."
+        only if the value of the field correct_option_id is known to the bot." (Bot API 9.6
+        replaced correct_option_id with correct_option_ids.)
         """
         uncopyable = frozenset(  # service messages, invoices, giveaways, paid media
             {
@@ -2466,12 +2467,43 @@ class FakeBotApi:
             source = self._messages.get((_as_int(params.get("from_chat_id"), 0) or 0, _as_int(params.get("message_id"), 0) or 0))
             if source is not None:
                 poll = source.get("poll")
-                quiz_unknown = isinstance(poll, dict) and poll.get("type") == "quiz" and "correct_option_id" not in poll
+                quiz_unknown = (
+                    isinstance(poll, dict)
+                    and poll.get("type") == "quiz"
+                    and "correct_option_id" not in poll
+                    and "correct_option_ids" not in poll
+                )
                 if quiz_unknown or any(key in source for key in uncopyable):
                     raise _bad_request("the message can't be copied")
             return await plain_copy(params)
 
         self._handlers["copyMessage"] = strict_copy
+
+    async def deliver_to_webhook(self, attempts: int = 3) -> None:
+        """Act as Telegram in webhook mode: POST queued updates, in order, to the registered webhook.
+
+        Run it as a task (cancel it to stop). Each answer is recorded in ``webhook_answers``
+        as (update_id, HTTP status); an update answered with anything but 2xx is posted
+        again, up to ``attempts`` times in all, then dropped, as Telegram gives up on it.
+        Updates are confirmed as they are delivered, so test helpers built on
+        push_update() (the harness's say() and barrier()) work in webhook mode too.
+        """
+        assert self._updates_changed is not None, "FakeBotApi is not started"
+        self.webhook_answers: list[tuple[int, int]] = []
+        while not self._closing:
+            pending = [u for u in self._updates if self._update_allowed(u)] if self.webhook else []
+            if not pending:
+                self._updates_changed.clear()
+                await self._updates_changed.wait()
+                continue
+            update = pending[0]
+            self._updates.remove(update)
+            self.confirmed_offset = max(self.confirmed_offset, update["update_id"] + 1)
+            for _ in range(attempts):
+                status = await self.post_to_webhook(update, secret_token=(self.webhook or {}).get("secret_token"))
+                self.webhook_answers.append((update["update_id"], status))
+                if 200 <= status < 300:
+                    break
 
 
 def _without_reply(message: JSONDict) -> JSONDict:
