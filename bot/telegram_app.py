@@ -478,6 +478,8 @@ class FrontDesk:
 
     def _relay_to_staff(self, chat_id: int, message: Message) -> None:
         kind = _uncopyable_kind(message)
+        if kind == "service message":
+            return
         if kind is not None:
             # Telegram refuses to copy these; staff are told instead of the message vanishing.
             self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_uncopyable"].format(kind=kind)})
@@ -522,7 +524,12 @@ class FrontDesk:
         elif handoff.status != "open":
             self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_topic_closed"]})
         elif message.text is not None or message.effective_attachment is not None:
-            # Service messages (topic created, pinned...) are not for the patient.
+            kind = _uncopyable_kind(message)
+            if kind == "service message":
+                return  # topic created, pinned...: not for the patient
+            if kind is not None:
+                self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_uncopyable_out"].format(kind=kind)})
+                return
             self.store.enqueue(chat_id, PATIENT_COPY, {"message_id": message.message_id})
             self.store.add_transcript(chat_id, "staff", message.text or message.caption or "(media)")
 
@@ -534,13 +541,30 @@ class FrontDesk:
         self.store.enqueue(chat_id, STAFF_NOTICE, {"text": notice})
 
 
+# Bot API: service messages, paid media, giveaways and invoices can't be copied, nor a quiz
+# whose answer the bot does not know. Service messages are recognised by these fields.
+_SERVICE_FIELDS = (
+    "new_chat_members", "left_chat_member", "new_chat_title", "new_chat_photo", "delete_chat_photo",
+    "group_chat_created", "supergroup_chat_created", "channel_chat_created", "message_auto_delete_timer_changed",
+    "migrate_to_chat_id", "migrate_from_chat_id", "pinned_message", "users_shared", "chat_shared", "gift",
+    "unique_gift", "connected_website", "write_access_allowed", "proximity_alert_triggered", "boost_added",
+    "chat_background_set", "forum_topic_created", "forum_topic_edited", "forum_topic_closed", "forum_topic_reopened",
+    "general_forum_topic_hidden", "general_forum_topic_unhidden", "giveaway_created", "giveaway_completed",
+    "video_chat_scheduled", "video_chat_started", "video_chat_ended", "video_chat_participants_invited", "web_app_data",
+)
+_UNCOPYABLE_CONTENT = ("invoice", "successful_payment", "refunded_payment", "passport_data", "paid_media", "giveaway", "giveaway_winners")
+
+
 def _uncopyable_kind(message: Message) -> str | None:
     """What kind of message this is, if Telegram will not let a bot copy it (else None)."""
-    if message.poll is not None and message.poll.type == "quiz":
+    poll = message.poll
+    if poll is not None and poll.type == "quiz" and getattr(poll, "correct_option_id", None) is None:
         return "quiz"
-    for kind in ("invoice", "successful_payment", "refunded_payment", "passport_data", "paid_media", "game", "giveaway", "giveaway_winners", "story"):
-        if getattr(message, kind, None) is not None:
+    for kind in _UNCOPYABLE_CONTENT:
+        if getattr(message, kind, None):
             return kind.replace("_", " ")
+    if any(getattr(message, field, None) for field in _SERVICE_FIELDS):
+        return "service message"
     return None
 
 

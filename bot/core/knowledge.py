@@ -81,6 +81,7 @@ REQUIRED_TEXTS: tuple[str, ...] = (
     "staff_relay_failed",
     "staff_relay_in_failed",
     "staff_uncopyable",
+    "staff_uncopyable_out",
     "command_start",
     "command_help",
     "command_book",
