@@ -178,13 +178,10 @@ class Store:
         if current > len(MIGRATIONS):
             raise RuntimeError(f"{self.path}: schema version {current} is newer than this code ({len(MIGRATIONS)})")
         for version in range(current, len(MIGRATIONS)):
-            with self._transaction():
+            with self.transaction():
                 for statement in _statements(MIGRATIONS[version]):
                     self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {version + 1}")
-
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
 
     def transaction(self) -> _Transaction:
         """Group writes so they land together or not at all (e.g. a handled update and its sends)."""
@@ -261,20 +258,6 @@ class Store:
             "INSERT INTO message_links (chat_id, patient_message_id, staff_message_id, direction, created_at) VALUES (?, ?, ?, ?, ?)",
             (chat_id, patient_message_id, staff_message_id, direction, self._clock()),
         )
-
-    def linked_staff_message(self, chat_id: int, patient_message_id: int) -> int | None:
-        row = self._db.execute(
-            "SELECT staff_message_id FROM message_links WHERE chat_id = ? AND patient_message_id = ? ORDER BY id DESC LIMIT 1",
-            (chat_id, patient_message_id),
-        ).fetchone()
-        return int(row[0]) if row else None
-
-    def linked_patient_message(self, staff_message_id: int) -> tuple[int, int] | None:
-        row = self._db.execute(
-            "SELECT chat_id, patient_message_id FROM message_links WHERE staff_message_id = ? ORDER BY id DESC LIMIT 1",
-            (staff_message_id,),
-        ).fetchone()
-        return (int(row[0]), int(row[1])) if row else None
 
     # -- bookings, transcript, unanswered -----------------------------------------------
     def add_booking(self, chat_id: int, booking: Booking) -> int:

@@ -78,6 +78,7 @@ T = TypeVar("T")
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))  # x ~20 updates a batch: about 3,000 updates a run
 MIN_UPDATES = min(2_000, EXAMPLES * 12)  # the run must really deliver thousands
+RUNAWAY_CALLS = 1_000  # requests in one batch beyond which the bot is looping
 BATCH = (8, 24)  # single steps of a batch, besides its handoff scenes and probes
 
 PROBE_BASE = 7_100_000_000  # probes: a fresh patient each
@@ -429,7 +430,12 @@ def handoff_scenes(draw: st.DrawFn, cast: int) -> list[JSONDict]:
     awkward = st.tuples(st.one_of(private_service, forwarded_only.flatmap(lambda f: forward_origins.map(lambda o: {**f, "forward_origin": o})))).map(
         lambda t: {"kind": "patient_message", "patient": actor, "content": t[0]}
     )
-    scene += draw(st.lists(st.one_of(staff, staff, close, own, awkward), min_size=1, max_size=6))
+    # Staff delete the topic (Telegram tells the bot nothing); the patient asks to be forgotten.
+    delete = st.just({"kind": "staff_deletes_topic", "pick": 0, "patient": actor})
+    forget = st.just([{"kind": "patient_message", "patient": actor, "content": {"text": text}} for text in ("/forget", TEXTS["button_forget_yes"])])
+    one = st.one_of(staff, staff, close, own, awkward, delete).map(lambda step: [step])
+    for part in draw(st.lists(st.one_of(one, one, one, one, forget), min_size=1, max_size=6)):
+        scene += part
     return scene
 
 
@@ -826,6 +832,13 @@ class World:
 
     def _build_staff_deletes_topic(self, step: JSONDict) -> list[JSONDict]:
         thread = _pick(self._topics(), step["pick"])
+        if "patient" in step:  # this patient's topic
+            try:
+                thread = self.harness.topic_of(self.cast[step["patient"]])
+            except AssertionError:
+                return []
+            if thread not in self._topics():
+                return []
         if thread is not None:
             self.api.delete_topic(self.staff, thread)
             self.deleted_threads.add(thread)
@@ -916,6 +929,7 @@ class World:
         problems: list[str] = []
         pushed: list[JSONDict] = []
         probes: list[int] = []
+        calls_before = len(self.api.calls)
         for step in steps:
             if step["kind"] == "barrier":
                 try:
@@ -948,6 +962,13 @@ class World:
         application = self.harness.application
         if application is None or not application.running or application.updater is None or not application.updater.running:
             problems.append("the Application or its Updater stopped running")
+        made = len(self.api.calls) - calls_before
+        if made > max(RUNAWAY_CALLS, 40 * len(pushed)):  # a few requests an update is normal; thousands are a loop
+            common = Counter(_call_key(c) for c in self.api.calls[calls_before:]).most_common(1)[0]
+            problems.append(f"runaway: the bot made {made} requests for {len(pushed)} updates; {common[1]} x {common[0]}")
+            self.broken = "runaway"
+            self.call_cursor = len(self.api.calls)  # not worth judging one by one
+            return problems, pushed
         problems += self.check_calls()
         if any(p.startswith(("the bot stopped", "the Application")) for p in problems):
             self.broken = "stopped"
@@ -987,16 +1008,23 @@ class World:
         problems = []
         calls = self.api.calls
         in_flight = []  # a long poll, a send not answered yet: judged next time
+        refusals: Counter[str] = Counter()
         for index in range(self.call_cursor, len(calls)):
             call = calls[index]
             if call.status is None:
                 in_flight.append(index)
-            elif index not in self.judged and (problem := self._judge(call)):
+                continue
+            if index in self.judged:
+                continue
+            if call.status not in (200, 403) and call.method != "getUpdates":  # (403: not retried; a patient who blocked the bot)
+                refusals[_call_key(call)] += 1
+            if problem := self._judge(call):
                 params = _shorten({k: v for k, v in call.params.items() if k != "reply_markup"})
                 source = self.by_message.get((call.params.get("from_chat_id"), call.params.get("message_id")))  # what was copied
                 about = f"; copying {describe([source])}" if call.method == "copyMessage" and source else ""
                 problems.append(f"{call.method} -> {call.status} {call.description!r}: {problem}; params={params}{about}")
             self.judged.add(index)
+        problems += [f"the same refused request {n} times (a retry loop): {key}" for key, n in refusals.items() if n > 3]
         self.call_cursor = in_flight[0] if in_flight else len(calls)
         self.judged = {i for i in self.judged if i >= self.call_cursor} - set(in_flight)
         answers = getattr(self.api, "webhook_answers", [])  # webhook mode: how the bot answered Telegram's POSTs
@@ -1029,6 +1057,16 @@ class World:
         if call.status == 403 and chat_id in self.ever_blocked:
             return None  # the patient blocked the bot
         return "Telegram refused a request"
+
+
+def _call_key(call: Any) -> str:
+    """A request and its answer, in short: what a retry loop repeats."""
+    keys = ("chat_id", "message_thread_id", "from_chat_id", "message_id", "callback_query_id")
+    params = {k: call.params.get(k) for k in keys if call.params.get(k) is not None}
+    text = call.params.get("text")
+    if isinstance(text, str):
+        params["text"] = text[:50]
+    return f"{call.method} -> {call.status} {call.description!r} {params}"
 
 
 def _blocked_patient(record: logging.LogRecord) -> bool:
