@@ -158,6 +158,7 @@ class OutboxSender:
         ids = [e.id for e in batch]
         started = self._clock()
         delay = self.first_delay
+        reopened = False
         while True:
             try:
                 await self._send(chat_id, batch)
@@ -167,9 +168,13 @@ class OutboxSender:
                 await asyncio.sleep(wait)
                 continue
             except BadRequest as exc:
-                if any(marker in exc.message.lower() for marker in THREAD_GONE):
+                thread_gone = any(marker in exc.message.lower() for marker in THREAD_GONE)
+                # A topic staff deleted is opened again, once; a notice aimed at a fixed topic
+                # (a forgotten patient's) has nowhere else to go.
+                if thread_gone and not reopened and "thread_id" not in batch[0].payload:
                     log.info("Topic of chat %s is gone; opening a new one", chat_id)
                     self.store.record_topic(chat_id, None)
+                    reopened = True
                     continue
                 await self._give_up(chat_id, batch, f"Telegram refused it: {exc.message}")
                 return
@@ -195,9 +200,11 @@ class OutboxSender:
 
     async def _give_up(self, chat_id: int, batch: list[OutboxEntry], reason: str) -> None:
         """Record the failure and make sure a person hears of it: nothing vanishes silently."""
-        log.error("Giving up on %d send(s) for chat %s: %s", len(batch), chat_id, reason)
-        self.store.mark_failed([e.id for e in batch], reason)
         kind = batch[0].kind
+        # A staff notice that cannot land (its topic deleted) loses no patient's words: a warning.
+        level = logging.WARNING if kind == STAFF_NOTICE else logging.ERROR
+        log.log(level, "Giving up on %d send(s) for chat %s: %s", len(batch), chat_id, reason)
+        self.store.mark_failed([e.id for e in batch], reason)
         if kind == PATIENT_COPY:
             self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_relay_failed"].format(reason=reason)})
             self.wake(chat_id)

@@ -281,3 +281,15 @@ async def test_a_served_patient_leaves_no_lock_behind(bot: BotHarness) -> None:
     assert bot.application is not None
     processor = bot.application.update_processor
     assert len(processor.locks) == 0  # type: ignore[attr-defined]
+
+
+async def test_forget_after_staff_deleted_the_topic_still_answers_the_patient(bot: BotHarness, api: FakeBotApi) -> None:
+    t = bot.dialogue.texts
+    await bot.say(ANA, "/human")
+    api.delete_topic(bot.staff_chat_id, bot.topic_of(ANA))
+    await bot.say(ANA, "/forget")
+    calls_before = len(api.calls)
+    done = await bot.say(ANA, t["button_forget_yes"])
+    assert done["text"] == t["forgotten"]
+    await bot.barrier()
+    assert len(api.calls) - calls_before < 20  # no retry loop against the deleted topic
