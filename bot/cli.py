@@ -71,15 +71,23 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """Telegram when a token is configured, the console chat otherwise."""
+def _config_or_none(args: argparse.Namespace):  # noqa: ANN202 - bot.config is imported lazily
+    """The configuration, or None after printing what is wrong with it."""
     from bot.config import ConfigError, load_config
-    from bot.runner import NO_TOKEN_NOTICE, run_telegram
 
     try:
-        config = load_config(args.config)
+        return load_config(args.config)
     except ConfigError as exc:
         print(f"Configuration error: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Telegram when a token is configured, the console chat otherwise."""
+    from bot.runner import NO_TOKEN_NOTICE, run_telegram
+
+    config = _config_or_none(args)
+    if config is None:
         return 2
     if not config.has_token:
         print(NO_TOKEN_NOTICE, file=sys.stderr)
@@ -90,13 +98,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_unanswered(args: argparse.Namespace) -> int:
     """What patients asked that the FAQ did not answer, most asked first."""
-    from bot.config import ConfigError, load_config
     from bot.storage import Store
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"Configuration error: {exc}", file=sys.stderr)
+    config = _config_or_none(args)
+    if config is None:
         return 2
     if not config.storage_path.exists():
         print(f"No conversations stored yet ({config.storage_path} does not exist).")

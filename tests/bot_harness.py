@@ -18,6 +18,23 @@ from tests.fake_bot_api import FakeBotApi
 JSONDict = dict[str, Any]
 
 
+def write_process_config(tmp_path: Path, api: FakeBotApi, *, log_level: str = "WARNING") -> Path:
+    """A config file that runs ``python -m bot run`` against the fake server, for process tests."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"""telegram:
+  token: "{api.token}"
+  api_base_url: {api.base_url}
+  staff_chat_id: {api.staff_chat_id}
+  rate_limit: {{overall_per_second: 0, group_per_minute: 0}}
+storage: {{path: bot.sqlite3}}
+faq: {{path: {FAQ_DIR}}}
+logging: {{level: {log_level}}}
+"""
+    )
+    return config
+
+
 class BotHarness:
     """The bot as deployed (config, store, application, polling), pointed at ``api``."""
 

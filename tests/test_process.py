@@ -13,6 +13,7 @@ import pytest
 
 pytest.importorskip("aiohttp")
 
+from tests.bot_harness import write_process_config  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 from tests.fake_bot_api import FakeBotApi  # noqa: E402
 
@@ -25,23 +26,6 @@ async def api() -> AsyncIterator[FakeBotApi]:
         yield server
 
 
-def write_config(tmp_path: Path, api: FakeBotApi, **telegram_extra: str) -> Path:
-    extra = "".join(f"  {k}: {v}\n" for k, v in telegram_extra.items())
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        f"""telegram:
-  token: "{api.token}"
-  api_base_url: {api.base_url}
-  staff_chat_id: {api.staff_chat_id}
-  rate_limit: {{overall_per_second: 0, group_per_minute: 0}}
-{extra}storage: {{path: bot.sqlite3}}
-faq: {{path: {ROOT / 'faq'}}}
-logging: {{level: DEBUG}}
-"""
-    )
-    return config
-
-
 async def start_bot(config: Path, log: Path, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "run", "--config", str(config),
@@ -52,7 +36,7 @@ async def start_bot(config: Path, log: Path, env: dict[str, str] | None = None) 
 
 async def test_sigterm_stops_cleanly_within_five_seconds_and_logs_hide_the_token(api: FakeBotApi, tmp_path: Path) -> None:
     log = tmp_path / "bot.log"
-    process = await start_bot(write_config(tmp_path, api), log)
+    process = await start_bot(write_process_config(tmp_path, api, log_level="DEBUG"), log)
     try:
         api.push_update(api.private_text(PATIENT, "does it leave a scar"))
         await api.wait_for_message(PATIENT, timeout=30)  # up and answering (start-up includes imports)
@@ -72,7 +56,7 @@ async def test_sigterm_stops_cleanly_within_five_seconds_and_logs_hide_the_token
 async def test_a_misconfigured_staff_group_stops_with_a_plain_message(api: FakeBotApi, tmp_path: Path) -> None:
     api.bot_can_manage_topics = False
     log = tmp_path / "bot.log"
-    process = await start_bot(write_config(tmp_path, api), log)
+    process = await start_bot(write_process_config(tmp_path, api, log_level="DEBUG"), log)
     code = await asyncio.wait_for(process.wait(), timeout=30)
     assert code == 2
     assert "Manage topics" in log.read_text()
@@ -81,7 +65,7 @@ async def test_a_misconfigured_staff_group_stops_with_a_plain_message(api: FakeB
 
 async def test_a_rejected_token_says_so(api: FakeBotApi, tmp_path: Path) -> None:
     log = tmp_path / "bot.log"
-    process = await start_bot(write_config(tmp_path, api), log, env={"TELEGRAM_BOT_TOKEN": "999:wrong-token"})
+    process = await start_bot(write_process_config(tmp_path, api, log_level="DEBUG"), log, env={"TELEGRAM_BOT_TOKEN": "999:wrong-token"})
     code = await asyncio.wait_for(process.wait(), timeout=30)
     assert code == 2
     assert "telegram.token: Telegram rejected the token" in log.read_text()

@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ pytest.importorskip("aiohttp")
 
 from telegram import Update  # noqa: E402
 
-from tests.bot_harness import BotHarness  # noqa: E402
+from tests.bot_harness import BotHarness, write_process_config  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 from tests.fake_bot_api import FakeBotApi  # noqa: E402
 
@@ -24,19 +23,11 @@ QUESTIONS = ("does it leave a scar", "how long is recovery", "will my neck be li
 ANA, BEN = 2001, 2002
 
 
-@pytest.fixture()
-async def api() -> AsyncIterator[FakeBotApi]:
-    async with FakeBotApi() as server:
-        yield server
-
-
-@pytest.fixture()
-async def bot(api: FakeBotApi, tmp_path: Path) -> AsyncIterator[BotHarness]:
-    harness = BotHarness(api, tmp_path)
-    await harness.start()
-    harness.desk.sender.first_delay = 0.02  # keep retries quick; the policy is the same
-    yield harness
-    await harness.stop()
+@pytest.fixture(autouse=True)
+def quick_retries(request: pytest.FixtureRequest) -> None:
+    """Retries keep their policy but start after 20 ms, so storms finish quickly."""
+    if "bot" in request.fixturenames:
+        request.getfixturevalue("bot").desk.sender.first_delay = 0.02
 
 
 def answers(bot: BotHarness) -> list[str]:
@@ -176,22 +167,6 @@ async def test_retention_deletes_old_transcripts(tmp_path: Path) -> None:
 
 
 # -- killed in the middle of a burst --------------------------------------------------------------
-def write_config(tmp_path: Path, api: FakeBotApi) -> Path:
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        f"""telegram:
-  token: "{api.token}"
-  api_base_url: {api.base_url}
-  staff_chat_id: {api.staff_chat_id}
-  rate_limit: {{overall_per_second: 0, group_per_minute: 0}}
-storage: {{path: bot.sqlite3}}
-faq: {{path: {ROOT / 'faq'}}}
-logging: {{level: WARNING}}
-"""
-    )
-    return config
-
-
 async def start_process(config: Path, log: Path) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "run", "--config", str(config),
@@ -203,7 +178,7 @@ async def start_process(config: Path, log: Path) -> asyncio.subprocess.Process:
     "moment", ["right after a batch was fetched", "right after the batch was confirmed to Telegram", "while replies are being sent"]
 )
 async def test_sigkill_during_a_burst_loses_no_message_and_no_relay(api: FakeBotApi, tmp_path: Path, moment: str) -> None:
-    config, log = write_config(tmp_path, api), tmp_path / "bot.log"
+    config, log = write_process_config(tmp_path, api), tmp_path / "bot.log"
     process = await start_process(config, log)
     try:
         api.push_update(api.private_text(ANA, "/human"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,20 +13,6 @@ from tests.fake_bot_api import FakeBotApi  # noqa: E402
 
 ANA = 1001
 BEN = 1002
-
-
-@pytest.fixture()
-async def api() -> AsyncIterator[FakeBotApi]:
-    async with FakeBotApi() as server:
-        yield server
-
-
-@pytest.fixture()
-async def bot(api: FakeBotApi, tmp_path: Path) -> AsyncIterator[BotHarness]:
-    harness = BotHarness(api, tmp_path)
-    await harness.start()
-    yield harness
-    await harness.stop()
 
 
 async def test_start_registers_commands_and_welcomes_with_topics(bot: BotHarness, api: FakeBotApi) -> None:
