@@ -942,6 +942,24 @@ def _free_socket(host: str, port: int) -> socket.socket:
 Handler = Callable[[JSONDict], Awaitable[Any]]
 
 
+# What an administrator of the staff group may do (getChatMember / chat_member updates).
+ADMIN_RIGHTS: dict[str, bool] = {
+    "can_be_edited": False,
+    "is_anonymous": False,
+    "can_manage_chat": True,
+    "can_delete_messages": True,
+    "can_manage_video_chats": True,
+    "can_restrict_members": True,
+    "can_promote_members": False,
+    "can_change_info": True,
+    "can_invite_users": True,
+    "can_post_stories": False,
+    "can_edit_stories": False,
+    "can_delete_stories": False,
+    "can_pin_messages": True,
+    "can_manage_topics": True,
+}
+
 class FakeBotApi:
     """An in-process fake of the Telegram Bot API (see the module docstring)."""
 
@@ -1257,9 +1275,9 @@ class FakeBotApi:
         reply_to_message_id: int | None = None,
     ) -> JSONDict:
         """An update with a private text message (commands get bot_command entities)."""
-        user = self._register_user(chat_id, first_name, last_name, username, private=True)
-        message = self._incoming(chat_id, user, reply_to_message_id=reply_to_message_id, text=text)
-        return {"message": message}
+        return self.private_message(
+            chat_id, first_name=first_name, last_name=last_name, username=username, reply_to_message_id=reply_to_message_id, text=text
+        )
 
     def private_message(
         self,
@@ -2135,19 +2153,7 @@ class FakeBotApi:
                 return {
                     "status": "administrator",
                     "user": copy.deepcopy(self.bot_user),
-                    "can_be_edited": False,
-                    "is_anonymous": False,
-                    "can_manage_chat": True,
-                    "can_delete_messages": True,
-                    "can_manage_video_chats": True,
-                    "can_restrict_members": True,
-                    "can_promote_members": False,
-                    "can_change_info": True,
-                    "can_invite_users": True,
-                    "can_post_stories": False,
-                    "can_edit_stories": False,
-                    "can_delete_stories": False,
-                    "can_pin_messages": True,
+                    **ADMIN_RIGHTS,
                     "can_manage_topics": self.bot_can_manage_topics,
                 }
             status = self.bot_status if chat_id == self.staff_chat_id else "member"

@@ -73,7 +73,7 @@ from bot.telegram_app import ALLOWED_UPDATES  # noqa: E402
 from tests import bot_harness  # noqa: E402
 from tests.bot_harness import BotHarness  # noqa: E402
 from tests.conftest import FAQ_DIR  # noqa: E402
-from tests.fake_bot_api import FakeBotApi  # noqa: E402
+from tests.fake_bot_api import ADMIN_RIGHTS, FakeBotApi  # noqa: E402
 
 JSONDict = dict[str, Any]
 T = TypeVar("T")
@@ -951,23 +951,7 @@ class World:
         elif status == "creator":
             new["is_anonymous"] = False
         elif status == "administrator":
-            new.update(
-                {
-                    "can_be_edited": False,
-                    "is_anonymous": False,
-                    "can_manage_chat": True,
-                    "can_delete_messages": True,
-                    "can_manage_video_chats": True,
-                    "can_restrict_members": True,
-                    "can_promote_members": False,
-                    "can_change_info": True,
-                    "can_invite_users": True,
-                    "can_post_stories": False,
-                    "can_edit_stories": False,
-                    "can_delete_stories": False,
-                    "can_manage_topics": True,
-                }
-            )
+            new.update(ADMIN_RIGHTS)
         body = {
             "chat": chat,
             "from": {"id": STAFF_USERS[0], "is_bot": False, "first_name": "Staff"},
