@@ -1018,8 +1018,9 @@ class World:
     def _build_edited_channel_post(self, step: JSONDict) -> list[JSONDict]:
         posts = [m for m in self.messages.get(CHANNEL["id"], []) if "text" in m]
         post = _pick(posts, step["pick"])
-        if post is None:
-            return []
+        if post is None:  # nothing to edit yet: post first, so that every run sees an edited channel post
+            [created] = self._build_channel_post({"content": {"text": "news"}})
+            return [created, {"edited_channel_post": {**created["channel_post"], "text": step["text"], "edit_date": self.now}}]
         return [{"edited_channel_post": {**post, "text": step["text"], "edit_date": self.now}}]
 
     def _stranger(self) -> JSONDict:
