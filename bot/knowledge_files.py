@@ -8,7 +8,7 @@ tree (which keeps line numbers) rather than the plain loaded data.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -28,6 +28,7 @@ from bot.core.knowledge import (
 FAQ_FILE = "smas_mini_lift.yaml"
 INTENTS_FILE = "intents.yaml"
 LANGUAGE_FILE = "language.yaml"
+COMMON_WORDS_FILE = "common_words.txt"  # optional, beside language.yaml
 DEFAULT_FAQ_DIR = Path(__file__).resolve().parent.parent / "faq"
 
 _KEBAB = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -80,6 +81,7 @@ def read_knowledge(path: Path | str | None = None) -> tuple[KnowledgeBase | None
     language_root = reader.parse(language_path)
     entries = reader.entries(faq_path, faq_root) if faq_root is not None else ()
     language = reader.language(language_path, language_root) if language_root is not None else Language()
+    language = replace(language, dictionary=reader.common_words(language_path.parent / COMMON_WORDS_FILE))
     intents_part = reader.intents_file(intents_path, intents_root) if intents_root is not None else None
     if reader.problems or intents_part is None:
         return None, reader.problems
@@ -366,13 +368,24 @@ class _Reader:
             return None
         return UrgentVocabulary(**values)  # type: ignore[arg-type]
 
+    def common_words(self, path: Path) -> frozenset[str]:
+        """One word per line, ``#`` comments; a missing file means no dictionary."""
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return frozenset()
+        except (OSError, UnicodeDecodeError) as exc:
+            self.problems.append(Problem(path, 1, "(file)", f"cannot be read: {exc}"))
+            return frozenset()
+        return frozenset(word for line in lines if (word := line.strip().lower()) and not word.startswith("#"))
+
     # -- language.yaml ---------------------------------------------------------
     def language(self, path: Path, root: yaml.Node) -> Language:
         self._path = path
         top = self.mapping(root, "")
         if top is None:
             return Language()
-        self.unknown_keys(top, {"shorthand", "synonyms", "stopwords", "personal", "question_starters"}, "")
+        self.unknown_keys(top, {"shorthand", "synonyms", "stopwords", "personal", "question_starters", "relative_pronouns"}, "")
         shorthand: dict[str, str] = {}
         if "shorthand" in top:
             items = self.mapping(top["shorthand"][1], "shorthand")
@@ -397,12 +410,14 @@ class _Reader:
         stopwords = self.text_list(top["stopwords"][1], "stopwords") if "stopwords" in top else ()
         personal = self.text_list(top["personal"][1], "personal") if "personal" in top else ()
         starters = self.text_list(top["question_starters"][1], "question_starters") if "question_starters" in top else ()
+        relatives = self.text_list(top["relative_pronouns"][1], "relative_pronouns") if "relative_pronouns" in top else ()
         return Language(
             shorthand=shorthand,
             synonyms=synonyms,
             stopwords=frozenset(w.lower() for w in stopwords or ()),
             personal=frozenset(w.lower() for w in personal or ()),
             question_starters=frozenset(w.lower() for w in starters or ()),
+            relative_pronouns=frozenset(w.lower() for w in relatives or ()),
         )
 
 

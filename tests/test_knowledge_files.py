@@ -132,3 +132,15 @@ def test_warns_about_a_phrasing_that_matches_another_entry_better(faq_copy: Path
         w.line == line_of(faq, "will the incision scar be visible") and "neck.questions[0]" in w.key and "'scars'" in w.message
         for w in warnings
     )
+
+
+def test_an_unreadable_common_words_list_names_the_file(faq_copy: Path) -> None:
+    (faq_copy / "common_words.txt").write_bytes(b"plain\n\xff\xfe broken\n")
+    errors = errors_of(faq_copy)
+    assert len(errors) == 1 and errors[0].startswith(f"{faq_copy / 'common_words.txt'}:1: (file): cannot be read")
+
+
+def test_the_common_words_list_is_optional(faq_copy: Path) -> None:
+    (faq_copy / "common_words.txt").unlink()
+    assert errors_of(faq_copy) == []
+    assert load_knowledge(faq_copy).language.dictionary == frozenset()

@@ -71,6 +71,7 @@ def test_what_the_document_does_not_answer_falls_back(matcher: Matcher, message:
         ("since last night my face is swollen on one side and really hurts, operated on monday", "urgent"),
         ("had the lift yesterday and now im struggling to breathe", "urgent"),
         ("blood keeps soaking through the bandage, what do i do", "urgent"),
+        ("blood soaking through the bandage and it wont stop", "urgent"),  # no "my", but only a wound has a bandage
         ("post op day 2, sudden severe pain on the left side", "urgent"),
     ],
 )
@@ -80,7 +81,12 @@ def test_intents(matcher: Matcher, message: str, intent: str) -> None:
 
 @pytest.mark.parametrize(
     "message",
-    ["will i bleed a lot after the surgery?", "i take blood thinners, can i still have surgery", "is swelling normal in general"],
+    [
+        "will i bleed a lot after the surgery?",
+        "i take blood thinners, can i still have surgery",
+        "is swelling normal in general",
+        "will the stitches bleed?",
+    ],
 )
 def test_questions_about_risks_are_not_emergencies(matcher: Matcher, message: str) -> None:
     assert matcher.match(message).intent != "urgent"
@@ -125,3 +131,50 @@ def test_a_medical_or_money_fact_is_never_answered_from_a_nearby_topic(matcher: 
 
 def test_how_much_downtime_is_a_recovery_question_not_a_price(matcher: Matcher) -> None:
     assert matcher.match("how much downtime is there").faq_id == "recovery"
+
+
+def test_a_correctly_spelt_word_is_not_corrected_into_faq_vocabulary(matcher: Matcher) -> None:
+    # "plain" is one letter from "pain", a subject the bot must never answer;
+    # the common-words list keeps it what the patient wrote.
+    match = matcher.match("what is the smas mini lift in plain terms")
+    assert (match.intent, match.faq_id) == ("faq", "what-is-smas-mini-lift")
+    assert matcher.analyzer.terms("plain") != matcher.analyzer.terms("pain")
+
+
+@pytest.mark.parametrize(
+    ("message", "entry"),
+    [
+        # "hurts" and "home" only tell the story; the question is elsewhere.
+        (
+            "At 31 my cheeks look deflated and droopy. My mom says I look older than before, which honestly hurts. "
+            "Is this what the SMAS Mini Lift is for?",
+            "what-is-smas-mini-lift",
+        ),
+        (
+            "A friend did a full facelift at another clinic and was hiding at home for ages. Is the mini lift recovery easier than that?",
+            "recovery",
+        ),
+    ],
+)
+def test_a_subject_named_only_in_the_story_does_not_stop_the_answer(matcher: Matcher, message: str, entry: str) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == ("faq", entry)
+
+
+@pytest.mark.parametrize(
+    ("message", "topic"),
+    [
+        ("I'm 45 and my jowls bother me. How much is the mini lift?", "price"),
+        ("total cost incl. fat grafting?", "price"),  # the cost sits in a clause that ends with a full stop
+        ("my sister had it last year. does it hurt?", "pain"),
+    ],
+)
+def test_a_subject_named_in_the_question_still_falls_back(matcher: Matcher, message: str, topic: str) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.topic) == ("fallback", topic)
+
+
+def test_a_several_word_cue_counts_only_as_a_whole_phrase(matcher: Matcher) -> None:
+    # "go home same day" names the hospital stay; "home" alone does not.
+    assert matcher.match("can i go home same day after the lift").topic == "hospital-stay"
+    assert matcher.match("will I look natural when I get home to my family?").intent == "faq"

@@ -48,6 +48,7 @@ class Analyzer:
         for value in language.shorthand.values():
             known.update(value.split())
         self._known = frozenset(known)
+        self._dictionary = language.dictionary
         # Typo candidates are bucketed by first letter: patients rarely get the
         # first letter wrong, and it keeps correction fast on large FAQs.
         buckets: dict[str, list[str]] = {}
@@ -71,6 +72,8 @@ class Analyzer:
         """The known word closest to ``word``, or ``word`` itself when none is close enough."""
         if word in self._known or len(word) < _MIN_CORRECTABLE or not word.isascii() or not word.isalpha():
             return word
+        if word in self._dictionary:
+            return word  # a real word, if not one of ours: "plain" is not a typo of "pain"
         squeezed = squeeze_doubles(word)
         if squeezed in self._known:
             return squeezed

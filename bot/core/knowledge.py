@@ -162,6 +162,10 @@ class Language:
     stopwords: frozenset[str] = frozenset()
     personal: frozenset[str] = frozenset()
     question_starters: frozenset[str] = frozenset()
+    # Starters that, after a comma, begin a relative clause instead ("..., which hurts").
+    relative_pronouns: frozenset[str] = frozenset()
+    # Correctly spelt common words: never "corrected" into FAQ vocabulary.
+    dictionary: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

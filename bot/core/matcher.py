@@ -160,9 +160,9 @@ class Matcher:
         faq_and_intent_terms = frozenset().union(
             *(self._vocab[i] for i, c in enumerate(self.candidates) if c.kind != "out_of_scope")
         )
-        self._out_of_scope_cues = self._cue_terms(knowledge.out_of_scope) - faq_and_intent_terms
+        self._out_of_scope_cues = self._cues_of(knowledge.out_of_scope, faq_and_intent_terms)
         self._decisive_cues = {
-            self._candidate_index[("out_of_scope", topic.topic)]: self._cue_terms([topic]) - faq_and_intent_terms
+            self._candidate_index[("out_of_scope", topic.topic)]: self._cues_of([topic], faq_and_intent_terms)
             for topic in knowledge.out_of_scope
             if topic.decisive
         }
@@ -171,8 +171,23 @@ class Matcher:
         self._cached_match = lru_cache(maxsize=MATCH_CACHE)(self._match)
         self._urgent = _UrgentRules(self.analyzer, urgent, knowledge.language.personal)
 
-    def _cue_terms(self, topics: Iterable[OutOfScopeTopic]) -> frozenset[str]:
-        return frozenset(t for topic in topics for k in topic.keywords for t in self.analyzer.terms(k, correct_typos=False))
+    def _cues_of(self, topics: Iterable[OutOfScopeTopic], shared: frozenset[str]) -> _Cues:
+        """The keywords of out-of-scope topics as term sequences.
+
+        A one-word cue the FAQ or an intent also uses ("face") tells nothing;
+        a several-word cue ("go home same day") counts only as a whole phrase,
+        so that "home" or "day" in a patient's story is no cue on its own.
+        """
+        singles: set[str] = set()
+        phrases: set[tuple[str, ...]] = set()
+        for topic in topics:
+            for keyword in topic.keywords:
+                terms = self.analyzer.terms(keyword, correct_typos=False)
+                if len(terms) == 1 and terms[0] not in shared:
+                    singles.add(terms[0])
+                elif len(terms) > 1:
+                    phrases.add(terms)
+        return _Cues(frozenset(singles), tuple(sorted(phrases)))
 
     def _cues(self, intent: str) -> tuple[tuple[str, ...], ...]:
         """Cue phrases of a social intent as word tuples, longest first."""
@@ -248,19 +263,32 @@ class Matcher:
             return Match("fallback", topic="other-language")
         social, rest = self._split_social(surface)
         if social is not None:
-            rest_terms = frozenset(self.analyzer.terms(" ".join(rest)))
+            rest_terms = self.analyzer.terms(" ".join(rest))
             if not rest_terms:
                 return Match(social, score=100.0)
-            about_rest = self._decide(self.rank_terms(rest_terms), rest_terms)
+            about_rest = self._decide(self.rank_terms(frozenset(rest_terms)), rest_terms)
             if about_rest.intent in ("booking", "human"):
                 return about_rest  # "thanks, i'd like to book" is a booking
             if not self._is_question(text):
                 return Match(social, score=100.0)  # "got it, thanks for explaining", "hello deus team"
-        terms = frozenset(self.analyzer.terms(text))
-        decision = self._decide(self.rank_terms(terms), terms, text)
-        if decision.intent in ("faq", "clarify") or (decision.intent == "fallback" and decision.topic is None):
-            decision = self._consider_clauses(text, decision)
+        terms = self.analyzer.terms(text)
+        parts = marked_clauses(text)
+        # In a story around a question only the asking part can name a subject we
+        # must not answer: "my mum says I look older, which hurts. is this what the
+        # lift is for?" asks nothing about pain. What is not about the patient
+        # ("total cost incl. fat grafting?") is no story, so it counts too.
+        asking = [clause for clause, question_mark in parts if question_mark or self._starts_a_question(clause) or not self._is_personal(clause)]
+        asked = tuple(t for clause in asking for t in self.analyzer.terms(clause)) if len(parts) > 1 and asking else terms
+        decision = self._decide(self.rank_terms(frozenset(terms)), terms, text, asked=asked)
+        if decision.intent in ("faq", "clarify", "fallback") and not self._names_decisive_subject(asked):
+            decision = self._consider_clauses(parts, decision)
         return decision
+
+    def _is_personal(self, clause: str) -> bool:
+        return any(w in self.knowledge.language.personal for w in self.analyzer.surface_words(clause))
+
+    def _names_decisive_subject(self, terms: tuple[str, ...]) -> bool:
+        return any(cues.found_in(terms) for cues in self._decisive_cues.values())
 
     def _split_social(self, surface: list[str]) -> tuple[Literal["greeting", "thanks"] | None, list[str]]:
         """Find greeting or thanks cue phrases; return the intent (thanks wins) and the other words."""
@@ -283,9 +311,14 @@ class Matcher:
         return found, rest
 
     def _starts_a_question(self, clause: str) -> bool:
-        starters = self.knowledge.language.question_starters
-        # Commas too: "hey!! quick q, is the neck treated" asks after the comma.
-        return any(w and w[0] in starters for w in (self.analyzer.surface_words(part) for part in clause.split(",")))
+        language = self.knowledge.language
+        # Commas too: "hey!! quick q, is the neck treated" asks after the comma,
+        # unless a relative clause starts there ("my mum says I look older, which hurts").
+        for position, part in enumerate(clause.split(",")):
+            first = next(iter(self.analyzer.surface_words(part)), None)
+            if first in language.question_starters and not (position > 0 and first in language.relative_pronouns):
+                return True
+        return False
 
     def _is_question(self, text: str) -> bool:
         return "?" in text or any(self._starts_a_question(c) for c in clauses(text))
@@ -300,21 +333,24 @@ class Matcher:
                 best = (found[1], index)
         return best[1] if best else None
 
-    def _decide(self, ranked: Ranked, terms: frozenset[str], text: str = "") -> Match:
+    def _decide(self, ranked: Ranked, terms: tuple[str, ...], text: str = "", *, asked: tuple[str, ...] | None = None) -> Match:
+        """Pick the outcome for a ranking; ``asked``: the terms of the part that asks (default: all)."""
         best = ranked.best()
+        asked = terms if asked is None else asked
+        for topic_index, cues in self._decisive_cues.items():
+            # Naming price, risks, anaesthesia... always means the fallback: an FAQ
+            # topic named beside it ("the lift with fat grafting, how much?") is
+            # exactly where a wrong answer would look like a medical or money fact.
+            if cues.found_in(asked):
+                topic_score = next((s for s, i in ranked.scores if i == topic_index), best[0] if best else 0.0)
+                return Match("fallback", score=topic_score, topic=self.candidates[topic_index].key)
         if best is None or best[0] < SUGGEST_SCORE:
             return Match("fallback", score=best[0] if best else 0.0)
         score, index = best
         candidate = self.candidates[index]
         runner_up = ranked.scores[1][0] if len(ranked.scores) > 1 else 0.0
-        for topic_index, cues in self._decisive_cues.items():
-            # Naming price, risks, anaesthesia... always means the fallback: an FAQ
-            # topic named beside it ("the lift with fat grafting, how much?") is
-            # exactly where a wrong answer would look like a medical or money fact.
-            if terms & cues:
-                topic_score = next((s for s, i in ranked.scores if i == topic_index), score)
-                return Match("fallback", score=topic_score, topic=self.candidates[topic_index].key)
-        if candidate.kind == "faq" and terms & self._out_of_scope_cues:
+        names_out_of_scope = self._out_of_scope_cues.found_in(asked)
+        if candidate.kind == "faq" and names_out_of_scope:
             # The message names something the document never covers ("cost",
             # "insurance", "anaesthesia"): unless an FAQ entry clearly wins,
             # the honest answer is the fallback, not the nearest topic.
@@ -328,7 +364,7 @@ class Matcher:
             if score >= ANSWER_SCORE or score - runner_up >= CLEAR_MARGIN:
                 return Match(candidate.key, score=score)  # type: ignore[arg-type]
             return Match("fallback", score=score)
-        if not terms & self._out_of_scope_cues:
+        if not names_out_of_scope:
             # No word of the message belongs only to a subject the document
             # lacks, so such a subject is no real rival ("is it permanent?"
             # shares "permanent" with "how many years exactly").
@@ -348,17 +384,16 @@ class Matcher:
             return Match("faq", faq_id=candidate.key, score=score)
         return Match("clarify", suggestions=suggestions, score=score)
 
-    def _consider_clauses(self, text: str, whole: Match) -> Match:
+    def _consider_clauses(self, parts: list[tuple[str, bool]], whole: Match) -> Match:
         """Handle messages holding several questions, or a question inside a long story."""
-        parts = marked_clauses(text)
         if len(parts) < 2:
             return whole
         decided: list[tuple[bool, Match]] = []
         for clause, question_mark in parts:
             if self._urgent.matches(clause):
                 continue
-            terms = frozenset(self.analyzer.terms(clause))
-            decided.append((question_mark or self._starts_a_question(clause), self._decide(self.rank_terms(terms), terms, clause)))
+            terms = self.analyzer.terms(clause)
+            decided.append((question_mark or self._starts_a_question(clause), self._decide(self.rank_terms(frozenset(terms)), terms, clause)))
         answered = [(asked, d) for asked, d in decided if d.intent == "faq" and d.faq_id is not None]
         if whole.intent == "faq":
             other = next((d.faq_id for asked, d in answered if asked and d.faq_id != whole.faq_id), None)
@@ -372,6 +407,24 @@ class Matcher:
         best = ordered[0]
         other = next((d.faq_id for d in ordered if d.faq_id != best.faq_id), None)
         return replace(best, also_asked=other)
+
+
+@dataclass(frozen=True)
+class _Cues:
+    """Words and phrases (as canonical terms) that name a subject."""
+
+    singles: frozenset[str]
+    phrases: tuple[tuple[str, ...], ...]
+
+    def found_in(self, terms: tuple[str, ...]) -> bool:
+        if not self.singles.isdisjoint(terms):
+            return True
+        return any(_contains(terms, phrase) for phrase in self.phrases if phrase[0] in terms)
+
+
+def _contains(terms: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+    size = len(phrase)
+    return any(terms[i : i + size] == phrase for i in range(len(terms) - size + 1))
 
 
 _Patterns = tuple["re.Pattern[str] | None", tuple[tuple["re.Pattern[str]", ...], ...]]
