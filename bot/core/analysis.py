@@ -21,6 +21,9 @@ _AGE = re.compile(r"^(\d{2})(?:f|m|yo|y)?$")
 # Words shorter than this are not typo-corrected: "eye"/"eat", "lip"/"lid" are
 # one edit apart and both real, so correcting them guesses more than it fixes.
 _MIN_CORRECTABLE = 4
+# The document speaks of "people in their 20s and 30s": a patient giving an age
+# below this says "young", which tells the younger-patients topic from the rest.
+YOUNG_BELOW = 40
 
 
 class Analyzer:
@@ -111,7 +114,8 @@ class Analyzer:
                 token = stems[i]
                 age = _AGE.match(token)
                 if age and 15 <= int(age.group(1)) <= 99:
-                    out.append("age")  # "im 38", "38f": the patient is telling us their age
+                    # "im 38", "38f": the patient is telling us their age
+                    out.append("young" if int(age.group(1)) < YOUNG_BELOW else "age")
                 elif token not in self._stopwords:
                     out.append(token)
                 i += 1
