@@ -51,6 +51,7 @@ def test_an_ambiguous_message_gets_did_you_mean_choices(matcher: Matcher) -> Non
         "whats the weather like in seoul today",
         "qwertyuiop zxcv",
         "¿El lifting deja cicatrices visibles en la cara?",  # another language: staff, not a guess
+        "are you open on sundays?",  # opening hours, not a booking ("open" and "opening" stem alike)
     ],
 )
 def test_what_the_document_does_not_answer_falls_back(matcher: Matcher, message: str) -> None:
@@ -67,6 +68,8 @@ def test_what_the_document_does_not_answer_falls_back(matcher: Matcher, message:
         ("hello there", "greeting"),
         ("thank u so much 🙏", "thanks"),
         ("thanks, i'd like to book a consultation", "booking"),
+        ("is there an opening on saturday", "booking"),
+        ("i'd rather discuss this with a nurse, is anyone available", "human"),
         ("i had my lift 2 days ago and the wound keeps bleeding", "urgent"),
         ("since last night my face is swollen on one side and really hurts, operated on monday", "urgent"),
         ("had the lift yesterday and now im struggling to breathe", "urgent"),
