@@ -189,3 +189,28 @@ def test_an_age_in_the_twenties_or_thirties_points_to_younger_patients(matcher: 
     assert matcher.analyzer.terms("im 52") != matcher.analyzer.terms("im young")
     match = matcher.match("my friends think a facelift at 30 is crazy. is it tho")
     assert match.faq_id == "younger-patients" or "younger-patients" in match.suggestions
+
+
+@pytest.mark.parametrize(
+    ("message", "intent"),
+    [
+        (
+            "i'd rather talk to the doctor directly, can he call me? I had a bad experience with a coordinator "
+            "at another clinic who just pushed packages at me. I want to hear from the surgeon himself",
+            "human",
+        ),
+        ("Long story short, my sister had hers done with you and loved it. Can I book a consultation for next week?", "booking"),
+    ],
+)
+def test_a_request_in_the_asking_clause_is_heard_through_the_story(matcher: Matcher, message: str, intent: str) -> None:
+    assert matcher.match(message).intent == intent
+
+
+def test_a_booking_word_in_the_story_does_not_hide_the_question(matcher: Matcher) -> None:
+    message = (
+        "37, two kids, tired face. my jaw used to be my best feature and now its kinda gone. "
+        "before i even think about booking anything - what does the mini lift actually fix?"
+    )
+    match = matcher.match(message)
+    assert match.intent != "booking"
+    assert match.faq_id == "what-is-smas-mini-lift" or "what-is-smas-mini-lift" in match.suggestions

@@ -33,3 +33,8 @@ def test_stem_merges_plural_and_verb_forms_only() -> None:
 def test_clauses_split_separate_questions() -> None:
     assert clauses("does it leave a scar? and how long is recovery") == ["does it leave a scar", "how long is recovery"]
     assert clauses("is it safe and how long does it take") == ["is it safe", "how long does it take"]
+
+
+def test_a_spaced_dash_ends_a_clause_but_a_hyphen_does_not() -> None:
+    assert clauses("before i book anything - what does it fix?") == ["before i book anything", "what does it fix"]
+    assert clauses("is a mini-lift ok — or a full one") == ["is a mini-lift ok", "or a full one"]

@@ -402,7 +402,10 @@ class Matcher:
         if any(asked for asked, _ in decided):
             answered = [(asked, d) for asked, d in answered if asked]
         if not answered:
-            return whole
+            # "i'd rather talk to the doctor, can he call me? I had a bad experience...":
+            # the story drowns the request, but the asking clause is clear.
+            requests = [d for asked, d in decided if asked and d.intent in ("booking", "human")]
+            return requests[0] if whole.intent != "faq" and len({d.intent for d in requests}) == 1 else whole
         ordered = sorted((d for _, d in answered), key=lambda d: -d.score)
         best = ordered[0]
         other = next((d.faq_id for d in ordered if d.faq_id != best.faq_id), None)

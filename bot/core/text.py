@@ -12,9 +12,10 @@ MAX_ANALYSED_CHARS = 1_000
 _APOSTROPHES = str.maketrans({"'": "", "\u2019": "", "\u2018": "", "`": "", "\u00b4": ""})
 # Three or more of the same letter ("sooooo", "pleeease") are emphasis, not spelling.
 _REPEATS = re.compile(r"(\w)\1{2,}")
-# Question marks, full stops, semicolons and line breaks end a clause; used to
-# find the separate questions inside one message.
-_CLAUSE_BREAK = re.compile(r"[?!.;\n]+|\s+(?:and also|also|plus|and)\s+(?=(?:how|what|when|where|will|would|can|could|is|are|do|does|should|whats|hows)\b)")
+# Question marks, full stops, semicolons, line breaks and spaced dashes ("before
+# I book anything - what does it fix?") end a clause; used to find the separate
+# questions inside one message.
+_CLAUSE_BREAK = re.compile(r"[?!.;\n]+|\s[-\u2013\u2014]+\s|\s+(?:and also|also|plus|and)\s+(?=(?:how|what|when|where|will|would|can|could|is|are|do|does|should|whats|hows)\b)")
 
 _SUFFIXES_KEEP_DOUBLE = frozenset("lsz")
 
