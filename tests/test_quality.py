@@ -19,6 +19,8 @@ PATIENTS = Path(__file__).parent / "eval" / "patients.yaml"
 # figure. Its first measurement, before any change it prompted, was direct
 # 87.7%, reached 92.1%, wrong 1.2%, intents 91.7%, out-of-scope answered 0%.
 FRESH = Path(__file__).parent / "eval" / "patients_fresh.yaml"
+# Written in session 2 from the document alone; about a quarter long stories.
+THIRD = Path(__file__).parent / "eval" / "patients_third.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +40,16 @@ def fresh_report(matcher: Matcher) -> Report:
     return evaluate(matcher, load_cases(FRESH))
 
 
+@pytest.fixture(scope="module")
+def third_report(matcher: Matcher) -> Report:
+    return evaluate(matcher, load_cases(THIRD))
+
+
 def test_held_out_set_is_large_enough(patients_report: Report) -> None:
     assert len(patients_report.outcomes) >= 150
 
 
-@pytest.mark.parametrize("report_name", ["dev_report", "patients_report", "fresh_report"])
+@pytest.mark.parametrize("report_name", ["dev_report", "patients_report", "fresh_report", "third_report"])
 def test_quality_targets(report_name: str, request: pytest.FixtureRequest) -> None:
     report: Report = request.getfixturevalue(report_name)
     floors = QUALITY_FLOORS[report_name]
@@ -57,7 +64,8 @@ def test_quality_targets(report_name: str, request: pytest.FixtureRequest) -> No
 # The product targets are direct >= 92%, reached >= 97%, wrong <= 2%,
 # intents >= 95%, FAQ answers to out-of-scope questions <= 5%.
 TARGETS = {"direct": 92.0, "reached": 97.0, "wrong": 2.0, "intents": 95.0, "answered_out_of_scope": 5.0}
-# The fresh set is still below the direct/reached targets: this floor keeps
-# what has been reached while the matcher improves.
-FRESH_FLOOR = {"direct": 90.0, "reached": 93.5, "wrong": 2.0, "intents": 95.0, "answered_out_of_scope": 5.0}
-QUALITY_FLOORS = {"dev_report": TARGETS, "patients_report": TARGETS, "fresh_report": FRESH_FLOOR}
+# The later sets are still below some targets (fresh: reached; third: direct,
+# reached and wrong): these floors keep what has been reached while the matcher improves.
+FRESH_FLOOR = {"direct": 92.0, "reached": 95.0, "wrong": 2.0, "intents": 95.0, "answered_out_of_scope": 5.0}
+THIRD_FLOOR = {"direct": 89.0, "reached": 92.5, "wrong": 3.0, "intents": 95.0, "answered_out_of_scope": 5.0}
+QUALITY_FLOORS = {"dev_report": TARGETS, "patients_report": TARGETS, "fresh_report": FRESH_FLOOR, "third_report": THIRD_FLOOR}
