@@ -15,6 +15,7 @@ from bot.core.matcher import ANSWER_SCORE, SUGGEST_SCORE, Matcher
         ("will there be marks on my face after", "scars"),  # synonym
         ("will my neck be lifted as well", "neck"),
         ("can i combine it with a brow lift", "combined-procedures"),
+        ("who is this for", "candidates"),  # not "who is the doctor"
     ],
 )
 def test_clear_questions_are_answered_directly(matcher: Matcher, message: str, entry: str) -> None:
