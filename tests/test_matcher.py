@@ -215,3 +215,46 @@ def test_a_booking_word_in_the_story_does_not_hide_the_question(matcher: Matcher
     match = matcher.match(message)
     assert match.intent != "booking"
     assert match.faq_id == "what-is-smas-mini-lift" or "what-is-smas-mini-lift" in match.suggestions
+
+
+@pytest.mark.parametrize(
+    ("message", "intent", "entry"),
+    [
+        ("heyy quick q whats a mini smas lift", "faq", "what-is-smas-mini-lift"),  # greeting + question, no "?"
+        ("consult march 15 pls", "booking", None),  # "15" beside a month is a date, not an age
+        ("let's set a date for the consultation. Evenings work best for me", "booking", None),
+        ("what time do u close on saturdays", "fallback", None),
+        ("who is it NOT for", "faq", "candidates"),
+        ("i dont want to look like a different person after", "faq", "natural-results"),
+        (
+            "i have questions a bot cant answer, i want to talk to the doctor himself. "
+            "i had a thread lift that went wrong 2 years ago and one side of my face still feels weird",
+            "human",
+            None,
+        ),
+    ],
+)
+def test_everyday_phrasings(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == (intent, entry)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "since the surgery i cant move one side of my lips and it is getting worse",  # a nerve
+        "the skin near my ear is turning dark and black, surgery was 5 days ago",  # skin dying
+        "feel hot and shivering, incision is red and leaking, had surgery last week",  # infection
+    ],
+)
+def test_signs_that_cannot_wait_are_urgent(matcher: Matcher, message: str) -> None:
+    assert matcher.match(message).intent == "urgent"
+
+
+def test_a_swollen_face_in_a_story_from_years_ago_is_not_urgent(matcher: Matcher) -> None:
+    message = (
+        "is the recovary long like a full facelift or shorter? my aunt had a full one 10 years ago and she was "
+        "locked at home for ages with a swollen face, i really cant do that"
+    )
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == ("faq", "recovery")

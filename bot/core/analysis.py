@@ -24,6 +24,9 @@ _MIN_CORRECTABLE = 4
 # The document speaks of "people in their 20s and 30s": a patient giving an age
 # below this says "young", which tells the younger-patients topic from the rest.
 YOUNG_BELOW = 40
+# The synonym group of days, months and times in language.yaml: a number beside
+# one of them is a date ("march 15", "15 june"), not the patient's age.
+DATE_TERM = "date"
 
 
 class Analyzer:
@@ -113,7 +116,10 @@ class Analyzer:
             else:
                 token = stems[i]
                 age = _AGE.match(token)
-                if age and 15 <= int(age.group(1)) <= 99:
+                beside_date = (out and out[-1] == DATE_TERM) or self._phrases.get(tuple(stems[i + 1 : i + 2])) == (DATE_TERM,)
+                if age and beside_date:
+                    out.append(DATE_TERM)
+                elif age and 15 <= int(age.group(1)) <= 99:
                     # "im 38", "38f": the patient is telling us their age
                     out.append("young" if int(age.group(1)) < YOUNG_BELOW else "age")
                 elif token not in self._stopwords:

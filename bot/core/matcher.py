@@ -150,6 +150,10 @@ class Matcher:
                 for term in terms:
                     self._postings[term].append(len(self._phrasings) - 1)
         self._candidate_index = {(c.kind, c.key): i for i, c in enumerate(self.candidates)}
+        self._starters: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+        for starter in knowledge.language.question_starters:
+            if starter_words := tuple(starter.split()):
+                self._starters[starter_words[0]].append(starter_words)
         # Cue phrases by their first word, longest first, thanks before greetings.
         self._social_cues: dict[str, list[tuple[tuple[str, ...], str]]] = defaultdict(list)
         for intent in ("thanks", "greeting"):
@@ -269,7 +273,9 @@ class Matcher:
             about_rest = self._decide(self.rank_terms(frozenset(rest_terms)), rest_terms)
             if about_rest.intent in ("booking", "human"):
                 return about_rest  # "thanks, i'd like to book" is a booking
-            if not self._is_question(text):
+            # "heyy quick q whats a mini smas lift" asks too, without a question mark.
+            asks = any(w in self.knowledge.language.question_starters for w in rest) and about_rest.intent == "faq"
+            if not self._is_question(text) and not asks:
                 return Match(social, score=100.0)  # "got it, thanks for explaining", "hello deus team"
         terms = self.analyzer.terms(text)
         parts = marked_clauses(text)
@@ -279,9 +285,10 @@ class Matcher:
         # ("total cost incl. fat grafting?") is no story, so it counts too.
         asking = [clause for clause, question_mark in parts if question_mark or self._starts_a_question(clause) or not self._is_personal(clause)]
         asked = tuple(t for clause in asking for t in self.analyzer.terms(clause)) if len(parts) > 1 and asking else terms
-        decision = self._decide(self.rank_terms(frozenset(terms)), terms, text, asked=asked)
+        ranked = self.rank_terms(frozenset(terms))
+        decision = self._decide(ranked, terms, text, asked=asked)
         if decision.intent in ("faq", "clarify", "fallback") and not self._names_decisive_subject(asked):
-            decision = self._consider_clauses(parts, decision)
+            decision = self._consider_clauses(parts, decision, ranked)
         return decision
 
     def _is_personal(self, clause: str) -> bool:
@@ -315,8 +322,11 @@ class Matcher:
         # Commas too: "hey!! quick q, is the neck treated" asks after the comma,
         # unless a relative clause starts there ("my mum says I look older, which hurts").
         for position, part in enumerate(clause.split(",")):
-            first = next(iter(self.analyzer.surface_words(part)), None)
-            if first in language.question_starters and not (position > 0 and first in language.relative_pronouns):
+            surface = self.analyzer.surface_words(part)
+            if not surface or (position > 0 and surface[0] in language.relative_pronouns):
+                continue
+            # Starters may be several words: "i want to talk to the doctor" asks too.
+            if any(tuple(surface[: len(starter)]) == starter for starter in self._starters.get(surface[0], ())):
                 return True
         return False
 
@@ -384,7 +394,7 @@ class Matcher:
             return Match("faq", faq_id=candidate.key, score=score)
         return Match("clarify", suggestions=suggestions, score=score)
 
-    def _consider_clauses(self, parts: list[tuple[str, bool]], whole: Match) -> Match:
+    def _consider_clauses(self, parts: list[tuple[str, bool]], whole: Match, ranked: Ranked) -> Match:
         """Handle messages holding several questions, or a question inside a long story."""
         if len(parts) < 2:
             return whole
@@ -394,6 +404,14 @@ class Matcher:
                 continue
             terms = self.analyzer.terms(clause)
             decided.append((question_mark or self._starts_a_question(clause), self._decide(self.rank_terms(frozenset(terms)), terms, clause)))
+        best = ranked.best()
+        if whole.intent != "faq" and best is not None and self.candidates[best[1]].kind == "intent":
+            # The whole message leans to a request ("i want to talk to the doctor himself,
+            # i had a thread lift that went wrong...") and a clause makes it outright.
+            request = self.candidates[best[1]].key
+            made = next((d for asked, d in decided if asked and d.intent == request and d.score >= ANSWER_SCORE), None)
+            if made is not None:
+                return made
         answered = [(asked, d) for asked, d in decided if d.intent == "faq" and d.faq_id is not None]
         if whole.intent == "faq":
             other = next((d.faq_id for asked, d in answered if asked and d.faq_id != whole.faq_id), None)
