@@ -225,6 +225,8 @@ def test_a_booking_word_in_the_story_does_not_hide_the_question(matcher: Matcher
         ("let's set a date for the consultation. Evenings work best for me", "booking", None),
         ("what time do u close on saturdays", "fallback", None),
         ("who is it NOT for", "faq", "candidates"),
+        ("will i sleep during the surgery", "fallback", None),  # anaesthesia, while "zero sleep" is life
+        ("which part of my face gets cut open?", "clarify", None),  # "open" is no booking word
         ("i dont want to look like a different person after", "faq", "natural-results"),
         (
             "i have questions a bot cant answer, i want to talk to the doctor himself. "
