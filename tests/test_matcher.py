@@ -265,3 +265,21 @@ def test_cut_open_is_about_incisions_not_a_booking(matcher: Matcher) -> None:
     match = matcher.match("which part of my face gets cut open?")  # "open" stems like "opening", a free slot
     assert match.intent != "booking"
     assert match.faq_id == "scars" or "scars" in match.suggestions
+
+
+@pytest.mark.parametrize(
+    ("message", "entry"),
+    [
+        ("superficial musculo aponeurotic system... can u say that in human words lol", "smas-layer-depth"),
+        ("will the doctor design it specifically for my face", "consultation"),  # the doctor, not a request for one
+        ("out of action for long?", "recovery"),
+        (
+            "I'd like to fix everything at once because I don't want several downtimes. My eye bags and my heavy "
+            "forehead bother me as much as my jawline. Can these be done together with the SMAS lift?",
+            "combined-procedures",  # "go home" + "same day" (a hospital stay) must not be read across two clauses
+        ),
+    ],
+)
+def test_more_everyday_phrasings(matcher: Matcher, message: str, entry: str) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == ("faq", entry)

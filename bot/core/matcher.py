@@ -61,6 +61,7 @@ UNKNOWN_WEIGHT = 1.2
 BETA = 2.0
 PHRASING_SHARE = 0.6  # share of the best-phrasing similarity in the score; the rest is vocabulary coverage
 
+CLAUSE_BOUNDARY = ""  # never a term
 SOCIAL_INTENTS = ("greeting", "thanks")
 
 Intent = Literal["faq", "clarify", "booking", "human", "greeting", "thanks", "urgent", "fallback"]
@@ -284,7 +285,8 @@ class Matcher:
         # lift is for?" asks nothing about pain. What is not about the patient
         # ("total cost incl. fat grafting?") is no story, so it counts too.
         asking = [clause for clause, question_mark in parts if question_mark or self._starts_a_question(clause) or not self._is_personal(clause)]
-        asked = tuple(t for clause in asking for t in self.analyzer.terms(clause)) if len(parts) > 1 and asking else terms
+        # A boundary between clauses, so that no cue phrase spans two of them.
+        asked = tuple(t for clause in asking for t in (*self.analyzer.terms(clause), CLAUSE_BOUNDARY)) if len(parts) > 1 and asking else terms
         ranked = self.rank_terms(frozenset(terms))
         decision = self._decide(ranked, terms, text, asked=asked)
         if decision.intent in ("faq", "clarify", "fallback") and not self._names_decisive_subject(asked):
