@@ -385,7 +385,7 @@ class _Reader:
         top = self.mapping(root, "")
         if top is None:
             return Language()
-        self.unknown_keys(top, {"shorthand", "synonyms", "stopwords", "personal", "question_starters", "relative_pronouns"}, "")
+        self.unknown_keys(top, {"shorthand", "synonyms", "stopwords", "personal", "others", "question_starters", "relative_pronouns"}, "")
         shorthand: dict[str, str] = {}
         if "shorthand" in top:
             items = self.mapping(top["shorthand"][1], "shorthand")
@@ -409,6 +409,7 @@ class _Reader:
                 synonyms[name.lower()] = tuple(v.lower() for v in variants)
         stopwords = self.text_list(top["stopwords"][1], "stopwords") if "stopwords" in top else ()
         personal = self.text_list(top["personal"][1], "personal") if "personal" in top else ()
+        others = self.text_list(top["others"][1], "others") if "others" in top else ()
         starters = self.text_list(top["question_starters"][1], "question_starters") if "question_starters" in top else ()
         relatives = self.text_list(top["relative_pronouns"][1], "relative_pronouns") if "relative_pronouns" in top else ()
         return Language(
@@ -416,6 +417,7 @@ class _Reader:
             synonyms=synonyms,
             stopwords=frozenset(w.lower() for w in stopwords or ()),
             personal=frozenset(w.lower() for w in personal or ()),
+            others=frozenset(w.lower() for w in others or ()),
             question_starters=frozenset(w.lower() for w in starters or ()),
             relative_pronouns=frozenset(w.lower() for w in relatives or ()),
         )

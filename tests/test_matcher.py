@@ -283,3 +283,25 @@ def test_cut_open_is_about_incisions_not_a_booking(matcher: Matcher) -> None:
 def test_more_everyday_phrasings(matcher: Matcher, message: str, entry: str) -> None:
     match = matcher.match(message)
     assert (match.intent, match.faq_id) == ("faq", entry)
+
+
+@pytest.mark.parametrize(
+    ("message", "entry"),
+    [
+        ("where is the smas located in the face", "smas-layer-depth"),  # not the clinic's location
+        ("how does the pre-op consultation work", "consultation"),
+        ("my aunt's facelift made her look surprised all the time, i dont want that", "natural-results"),
+        ("how natural does it look afterwards", "natural-results"),
+        # the story before the comma names youtube (a contact detail); the question comes after it
+        ("someone on youtube mentioned 'deep plane', how does that fit with your mini lift", "deep-plane-technique"),
+    ],
+)
+def test_phrasings_from_the_fifth_round(matcher: Matcher, message: str, entry: str) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == ("faq", entry)
+
+
+@pytest.mark.parametrize("message", ["someone told me bleeding is common", "do people bleed a lot after this"])
+def test_hearsay_and_other_peoples_bleeding_is_a_question_about_risks(matcher: Matcher, message: str) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.topic) == ("fallback", "risks")

@@ -161,6 +161,7 @@ class Language:
     synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict)
     stopwords: frozenset[str] = frozenset()
     personal: frozenset[str] = frozenset()
+    others: frozenset[str] = frozenset()  # words telling about other people
     question_starters: frozenset[str] = frozenset()
     # Starters that, after a comma, begin a relative clause instead ("..., which hurts").
     relative_pronouns: frozenset[str] = frozenset()

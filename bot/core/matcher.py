@@ -284,17 +284,28 @@ class Matcher:
         # must not answer: "my mum says I look older, which hurts. is this what the
         # lift is for?" asks nothing about pain. What is not about the patient
         # ("total cost incl. fat grafting?") is no story, so it counts too.
-        asking = [clause for clause, question_mark in parts if question_mark or self._starts_a_question(clause) or not self._is_personal(clause)]
+        asking = [asked_part for clause, question_mark in parts if (asked_part := self._asking_part(clause, question_mark)) is not None]
         # A boundary between clauses, so that no cue phrase spans two of them.
-        asked = tuple(t for clause in asking for t in (*self.analyzer.terms(clause), CLAUSE_BOUNDARY)) if len(parts) > 1 and asking else terms
+        story_around = len(parts) > 1 or (asking and asking[0] != parts[0][0])
+        asked = tuple(t for part in asking for t in (*self.analyzer.terms(part), CLAUSE_BOUNDARY)) if story_around and asking else terms
         ranked = self.rank_terms(frozenset(terms))
         decision = self._decide(ranked, terms, text, asked=asked)
         if decision.intent in ("faq", "clarify", "fallback") and not self._names_decisive_subject(asked):
             decision = self._consider_clauses(parts, decision, ranked)
         return decision
 
-    def _is_personal(self, clause: str) -> bool:
-        return any(w in self.knowledge.language.personal for w in self.analyzer.surface_words(clause))
+    def _asking_part(self, clause: str, question_mark: bool) -> str | None:
+        """What of a clause asks: from its question on ("someone on youtube said X, how does..."),
+        the whole of it if it ends with "?" or tells no story, else nothing."""
+        question = self._question_in(clause)
+        if question is not None:
+            return question
+        return clause if question_mark or not self._tells_a_story(clause) else None
+
+    def _tells_a_story(self, clause: str) -> bool:
+        """Whether the clause speaks of the patient or of other people ("my mum...", "someone said...")."""
+        language = self.knowledge.language
+        return any(w in language.personal or w in language.others for w in self.analyzer.surface_words(clause))
 
     def _names_decisive_subject(self, terms: tuple[str, ...]) -> bool:
         return any(cues.found_in(terms) for cues in self._decisive_cues.values())
@@ -320,17 +331,24 @@ class Matcher:
         return found, rest
 
     def _starts_a_question(self, clause: str) -> bool:
+        return self._question_in(clause) is not None
+
+    def _question_in(self, clause: str) -> str | None:
+        """The clause from where it starts asking, or None.
+
+        Commas too: "hey!! quick q, is the neck treated" asks after the comma,
+        unless a relative clause starts there ("my mum says I look older, which hurts").
+        """
         language = self.knowledge.language
-        # Commas too: "hey!! quick q, is the neck treated" asks after the comma,
-        # unless a relative clause starts there ("my mum says I look older, which hurts").
-        for position, part in enumerate(clause.split(",")):
+        parts = clause.split(",")
+        for position, part in enumerate(parts):
             surface = self.analyzer.surface_words(part)
             if not surface or (position > 0 and surface[0] in language.relative_pronouns):
                 continue
             # Starters may be several words: "i want to talk to the doctor" asks too.
             if any(tuple(surface[: len(starter)]) == starter for starter in self._starters.get(surface[0], ())):
-                return True
-        return False
+                return ",".join(parts[position:])
+        return None
 
     def _is_question(self, text: str) -> bool:
         return "?" in text or any(self._starts_a_question(c) for c in clauses(text))
