@@ -186,8 +186,9 @@ def test_a_several_word_cue_counts_only_as_a_whole_phrase(matcher: Matcher) -> N
 
 def test_an_age_in_the_twenties_or_thirties_points_to_younger_patients(matcher: Matcher) -> None:
     # The document speaks of people in their 20s and 30s; "at 30" is how patients say it.
-    assert matcher.analyzer.terms("im 31") == matcher.analyzer.terms("im young")
-    assert matcher.analyzer.terms("im 52") != matcher.analyzer.terms("im young")
+    (young,) = matcher.analyzer.terms("im young")
+    assert young in matcher.analyzer.terms("im 31")
+    assert young not in matcher.analyzer.terms("im 52")
     match = matcher.match("my friends think a facelift at 30 is crazy. is it tho")
     assert match.faq_id == "younger-patients" or "younger-patients" in match.suggestions
 

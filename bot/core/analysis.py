@@ -120,8 +120,9 @@ class Analyzer:
                 if age and beside_date:
                     out.append(DATE_TERM)
                 elif age and 15 <= int(age.group(1)) <= 99:
-                    # "im 38", "38f": the patient is telling us their age
-                    out.append("young" if int(age.group(1)) < YOUNG_BELOW else "age")
+                    # "im 38", "38f": the patient is telling us their age; under 40 that
+                    # is also "young", though "age" keeps it from outweighing the topic.
+                    out.extend(("age", "young") if int(age.group(1)) < YOUNG_BELOW else ("age",))
                 elif token not in self._stopwords:
                     out.append(token)
                 i += 1
