@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.core.analysis import HINT
 from bot.core.matcher import ANSWER_SCORE, SUGGEST_SCORE, Matcher
 
 
@@ -187,8 +188,8 @@ def test_a_several_word_cue_counts_only_as_a_whole_phrase(matcher: Matcher) -> N
 def test_an_age_in_the_twenties_or_thirties_points_to_younger_patients(matcher: Matcher) -> None:
     # The document speaks of people in their 20s and 30s; "at 30" is how patients say it.
     (young,) = matcher.analyzer.terms("im young")
-    assert young in matcher.analyzer.terms("im 31")
-    assert young not in matcher.analyzer.terms("im 52")
+    assert HINT + young in matcher.analyzer.terms("im 31")  # implied, so weighed less than the word
+    assert HINT + young not in matcher.analyzer.terms("im 52")
     match = matcher.match("my friends think a facelift at 30 is crazy. is it tho")
     assert match.faq_id == "younger-patients" or "younger-patients" in match.suggestions
 
@@ -306,3 +307,15 @@ def test_phrasings_from_the_fifth_round(matcher: Matcher, message: str, entry: s
 def test_hearsay_and_other_peoples_bleeding_is_a_question_about_risks(matcher: Matcher, message: str) -> None:
     match = matcher.match(message)
     assert (match.intent, match.topic) == ("fallback", "risks")
+
+
+@pytest.mark.parametrize(
+    ("message", "entry"),
+    [
+        ("31f scars?", "scars"),  # an age is context: it must not outweigh the topic
+        ("im 26, is it normal to already need a lift", "younger-patients"),  # "normal" as in usual
+    ],
+)
+def test_an_age_is_context_not_the_topic(matcher: Matcher, message: str, entry: str) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == ("faq", entry)

@@ -27,6 +27,9 @@ YOUNG_BELOW = 40
 # The synonym group of days, months and times in language.yaml: a number beside
 # one of them is a date ("march 15", "15 june"), not the patient's age.
 DATE_TERM = "date"
+# Marks a term the patient implied rather than said ("~young" from "im 31"); the
+# matcher weighs it less than the word itself.
+HINT = "~"
 
 
 class Analyzer:
@@ -122,7 +125,7 @@ class Analyzer:
                 elif age and 15 <= int(age.group(1)) <= 99:
                     # "im 38", "38f": the patient is telling us their age; under 40 that
                     # is also "young", though "age" keeps it from outweighing the topic.
-                    out.extend(("age", "young") if int(age.group(1)) < YOUNG_BELOW else ("age",))
+                    out.extend(("age", HINT + "young") if int(age.group(1)) < YOUNG_BELOW else ("age",))
                 elif token not in self._stopwords:
                     out.append(token)
                 i += 1
