@@ -319,3 +319,24 @@ def test_hearsay_and_other_peoples_bleeding_is_a_question_about_risks(matcher: M
 def test_an_age_is_context_not_the_topic(matcher: Matcher, message: str, entry: str) -> None:
     match = matcher.match(message)
     assert (match.intent, match.faq_id) == ("faq", entry)
+
+
+def test_of_two_asking_clauses_the_one_the_whole_message_supports_wins(matcher: Matcher) -> None:
+    message = (
+        "My dermatologist in Sydney mentioned the SMAS when I asked about my jowls, but honestly I didn't follow "
+        "what she meant. Where is this layer and what does it actually do in the face?"
+    )
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == ("faq", "smas-layer-depth")  # not "neck", from "what does it do in the face"
+
+
+@pytest.mark.parametrize(
+    ("message", "intent"),
+    [
+        ("after my smas lift my lips look blue and i feel really dizzy", "urgent"),
+        ("ok let's do it, when can i come", "booking"),
+        ("whats the best kbbq near you lol", "fallback"),
+    ],
+)
+def test_intents_from_the_sixth_round(matcher: Matcher, message: str, intent: str) -> None:
+    assert matcher.match(message).intent == intent

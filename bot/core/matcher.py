@@ -452,7 +452,10 @@ class Matcher:
             # the story drowns the request, but the asking clause is clear.
             requests = [d for asked, d in decided if asked and d.intent in ("booking", "human")]
             return requests[0] if whole.intent != "faq" and len({d.intent for d in requests}) == 1 else whole
-        ordered = sorted((d for _, d in answered), key=lambda d: -d.score)
+        # Several asking clauses: a generic one ("what does it do in the face?") can score
+        # high on few words; what the whole message says about each answer breaks the tie.
+        whole_scores = {self.candidates[i].key: s for s, i in ranked.scores}
+        ordered = sorted((d for _, d in answered), key=lambda d: -(d.score + whole_scores.get(d.faq_id or "", 0.0)))
         best = ordered[0]
         other = next((d.faq_id for d in ordered if d.faq_id != best.faq_id), None)
         return replace(best, also_asked=other)
