@@ -340,3 +340,8 @@ def test_of_two_asking_clauses_the_one_the_whole_message_supports_wins(matcher: 
 )
 def test_intents_from_the_sixth_round(matcher: Matcher, message: str, intent: str) -> None:
     assert matcher.match(message).intent == intent
+
+
+def test_an_age_written_with_y_slash_o_is_an_age_not_a_why(matcher: Matcher) -> None:
+    assert matcher.analyzer.terms("25 y/o") == matcher.analyzer.terms("25yo")
+    assert matcher.match("25 y/o here, face already drooping, lift or no?").faq_id == "younger-patients"

@@ -18,6 +18,8 @@ from bot.core.knowledge import Language
 from bot.core.text import squeeze_doubles, stem, words
 
 _AGE = re.compile(r"^(\d{2})(?:f|m|yo|y)?$")
+# "25 y/o" would become "25", "y" (chat for "why") and "o".
+_AGE_WITH_SLASH = re.compile(r"\b(\d{2})\s*y\s*/\s*o\b", re.IGNORECASE)
 # Words shorter than this are not typo-corrected: "eye"/"eat", "lip"/"lid" are
 # one edit apart and both real, so correcting them guesses more than it fixes.
 _MIN_CORRECTABLE = 4
@@ -103,7 +105,7 @@ class Analyzer:
 
     def terms(self, text: str, *, correct_typos: bool = True) -> tuple[str, ...]:
         """Canonical terms of ``text``, in order, stopwords removed (duplicates kept)."""
-        tokens = self._expand(words(text))
+        tokens = self._expand(words(_AGE_WITH_SLASH.sub(r"\1yo", text)))
         if correct_typos:
             tokens = [self.correct(t) for t in tokens]
         stems = [stem(t) for t in tokens]
@@ -133,4 +135,4 @@ class Analyzer:
 
     def surface_words(self, text: str) -> list[str]:
         """Cleaned words with shorthand expanded and typos corrected, before stemming and synonyms."""
-        return [self.correct(t) for t in self._expand(words(text))]
+        return [self.correct(t) for t in self._expand(words(_AGE_WITH_SLASH.sub(r"\1yo", text)))]
