@@ -312,15 +312,18 @@ class _Reader:
                     items = self.mapping(topic_node, key)
                     if items is None:
                         continue
-                    self.unknown_keys(items, {"topic", "keywords", "phrases", "decisive"}, key)
+                    self.unknown_keys(items, {"topic", "keywords", "phrases", "decisive", "unless"}, key)
                     topic_name_node = self.required(items, topic_node, key, "topic")
                     topic = self.text(topic_name_node, f"{key}.topic") if topic_name_node is not None else None
                     kw_node = self.required(items, topic_node, key, "keywords")
                     keywords = self.text_list(kw_node, f"{key}.keywords", min_items=1) if kw_node is not None else None
                     phrases = self.text_list(items["phrases"][1], f"{key}.phrases") if "phrases" in items else ()
                     decisive = self.flag(items["decisive"][1], f"{key}.decisive") if "decisive" in items else False
-                    if topic and keywords is not None and phrases is not None and decisive is not None:
-                        topics.append(OutOfScopeTopic(topic=topic, keywords=keywords, phrases=phrases, decisive=decisive))
+                    unless = self.text_list(items["unless"][1], f"{key}.unless") if "unless" in items else ()
+                    if "unless" in items and decisive is False:
+                        self.problem(items["unless"][1], f"{key}.unless", "only a decisive topic can have exceptions")
+                    if topic and keywords is not None and phrases is not None and decisive is not None and unless is not None:
+                        topics.append(OutOfScopeTopic(topic=topic, keywords=keywords, phrases=phrases, decisive=decisive, unless=unless))
         texts: dict[str, str] = {}
         texts_node = self.required(top, root, "", "texts")
         text_items = self.mapping(texts_node, "texts") if texts_node is not None else None

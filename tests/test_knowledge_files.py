@@ -144,3 +144,11 @@ def test_the_common_words_list_is_optional(faq_copy: Path) -> None:
     (faq_copy / "common_words.txt").unlink()
     assert errors_of(faq_copy) == []
     assert load_knowledge(faq_copy).language.dictionary == frozenset()
+
+
+def test_exceptions_belong_to_decisive_topics_only(faq_copy: Path) -> None:
+    intents = faq_copy / "intents.yaml"
+    replace_in(intents, "  - topic: preparation\n", "  - topic: preparation\n    unless: [fasting]\n")
+    errors = errors_of(faq_copy)
+    line = line_of(intents, "unless: [fasting]")
+    assert any(e.startswith(f"{intents}:{line}:") and ".unless: only a decisive topic can have exceptions" in e for e in errors), errors

@@ -345,3 +345,18 @@ def test_intents_from_the_sixth_round(matcher: Matcher, message: str, intent: st
 def test_an_age_written_with_y_slash_o_is_an_age_not_a_why(matcher: Matcher) -> None:
     assert matcher.analyzer.terms("25 y/o") == matcher.analyzer.terms("25yo")
     assert matcher.match("25 y/o here, face already drooping, lift or no?").faq_id == "younger-patients"
+
+
+@pytest.mark.parametrize(
+    ("message", "intent", "entry"),
+    [
+        ("is a cheap clinic ok for smas or risky", "faq", "choosing-a-clinic"),  # risks' `unless`: choosing a clinic
+        ("is the surgery at your clinic risky", "fallback", None),  # still a question about risks
+        ("what other surgeries pair well with this", "faq", "combined-procedures"),
+        ("do i need someone to pick me up after surgery", "fallback", None),  # not "pick" a clinic
+        ("got my chin reduced 2 yrs ago and now the skin along the jaw is loose", "faq", "sagging-after-contour-surgery"),
+    ],
+)
+def test_phrasings_from_the_seventh_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == (intent, entry)

@@ -142,6 +142,9 @@ class OutOfScopeTopic:
     keywords: tuple[str, ...]
     phrases: tuple[str, ...] = ()
     decisive: bool = False  # naming it at all means the fallback, whatever else the message mentions
+    # ...unless one of these is named too: then it is only a rival ("is a cheap clinic risky?"
+    # asks about choosing a clinic, which the document does answer).
+    unless: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -174,6 +174,11 @@ class Matcher:
             for topic in knowledge.out_of_scope
             if topic.decisive
         }
+        self._exceptions = {
+            self._candidate_index[("out_of_scope", topic.topic)]: _Cues.of_phrases(self.analyzer.terms(u, correct_typos=False) for u in topic.unless)
+            for topic in knowledge.out_of_scope
+            if topic.decisive
+        }
         # The same short messages come again and again ("hi", "price?", "thank you"):
         # a bounded cache of the pure result saves the whole analysis for them.
         self._cached_match = lru_cache(maxsize=MATCH_CACHE)(self._match)
@@ -316,7 +321,7 @@ class Matcher:
         return any(w in language.personal or w in language.others for w in self.analyzer.surface_words(clause))
 
     def _names_decisive_subject(self, terms: tuple[str, ...]) -> bool:
-        return any(cues.found_in(terms) for cues in self._decisive_cues.values())
+        return any(cues.found_in(terms) and not self._exceptions[i].found_in(terms) for i, cues in self._decisive_cues.items())
 
     def _split_social(self, surface: list[str]) -> tuple[Literal["greeting", "thanks"] | None, list[str]]:
         """Find greeting or thanks cue phrases; return the intent (thanks wins) and the other words."""
@@ -379,7 +384,7 @@ class Matcher:
             # Naming price, risks, anaesthesia... always means the fallback: an FAQ
             # topic named beside it ("the lift with fat grafting, how much?") is
             # exactly where a wrong answer would look like a medical or money fact.
-            if cues.found_in(asked):
+            if cues.found_in(asked) and not self._exceptions[topic_index].found_in(asked):
                 topic_score = next((s for s, i in ranked.scores if i == topic_index), best[0] if best else 0.0)
                 return Match("fallback", score=topic_score, topic=self.candidates[topic_index].key)
         if best is None or best[0] < SUGGEST_SCORE:
@@ -467,6 +472,12 @@ class _Cues:
 
     singles: frozenset[str]
     phrases: tuple[tuple[str, ...], ...]
+
+    @classmethod
+    def of_phrases(cls, phrases: Iterable[tuple[str, ...]]) -> _Cues:
+        """Cues from term sequences: one-term ones as words, longer ones as phrases."""
+        kept = [p for p in phrases if p]
+        return cls(frozenset(p[0] for p in kept if len(p) == 1), tuple(sorted(p for p in kept if len(p) > 1)))
 
     def found_in(self, terms: tuple[str, ...]) -> bool:
         if not self.singles.isdisjoint(terms):
