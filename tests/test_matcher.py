@@ -294,6 +294,7 @@ def test_more_everyday_phrasings(matcher: Matcher, message: str, entry: str) -> 
         ("how does the pre-op consultation work", "consultation"),
         ("my aunt's facelift made her look surprised all the time, i dont want that", "natural-results"),
         ("how natural does it look afterwards", "natural-results"),
+        ("does the result look 3d or kind of flat", "natural-results"),  # the document: natural and three-dimensional
         # the story before the comma names youtube (a contact detail); the question comes after it
         ("someone on youtube mentioned 'deep plane', how does that fit with your mini lift", "deep-plane-technique"),
     ],
