@@ -361,3 +361,20 @@ def test_an_age_written_with_y_slash_o_is_an_age_not_a_why(matcher: Matcher) -> 
 def test_phrasings_from_the_seventh_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
     match = matcher.match(message)
     assert (match.intent, match.faq_id) == (intent, entry)
+
+
+@pytest.mark.parametrize(
+    ("message", "intent", "entry"),
+    [
+        ("how much is lower blepharoplasty on its own", "fallback", None),  # a price, though it names a topic
+        ("do you do non surgical stuff like hifu", "fallback", None),  # whether the clinic offers it: staff
+        ("do you have english speaking staff", "fallback", None),  # an interpreter, not a request for staff
+        ("i want subtle results, not a new face", "faq", "natural-results"),  # "new" is not "news"
+        ("what makes it different from the regular facelift my mom got 10 yrs ago", "faq", "difference-from-simple-lift"),
+        ("cant move the corner of my mouth since my surgery yesterday, is that normal??", "urgent", None),
+        ("my cheek turned dark purple and feels cold, had surgery 2 days ago", "urgent", None),
+    ],
+)
+def test_phrasings_from_the_eighth_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == (intent, entry)
