@@ -10,6 +10,13 @@ weighted by rarity (IDF), combining two signals:
   personal story around the question does not drown it);
 * how much of the message the candidate's whole vocabulary explains.
 
+Patients wrap questions in stories ("I'm 37, two kids... is this for someone
+like me?"). The message is split into clauses; the ones that ask (a question
+mark, a question word, "I want...") decide what a subject named in passing
+means, and their own answers settle a whole message the matcher cannot.
+Subjects the bot must never seem to answer (price, risks, anaesthesia...) are
+"decisive": named in the asking part, they always mean the fallback.
+
 One raw fuzzy ratio cannot do this job: on our evaluation a plain WRatio
 answers under 10% of in-scope questions correctly, and token_set_ratio
 answers most out-of-scope questions with some FAQ entry, because a single
@@ -36,8 +43,8 @@ from bot.core.text import clauses, clean, marked_clauses, words
 
 CandidateKind = Literal["faq", "intent", "out_of_scope"]
 
-# Thresholds on the 0-100 score, tuned on ../shared/eval/dev.yaml and
-# tests/eval/patients.yaml (see `python -m bot eval`).
+# Thresholds on the 0-100 score, tuned on ../shared/eval/dev.yaml and the sets
+# in tests/eval/ (see `python -m bot eval`).
 ANSWER_SCORE = 50.0  # at or above: answer directly (if clearly ahead)
 SUGGEST_SCORE = 30.0  # at or above: worth offering as "did you mean"
 CLEAR_MARGIN = 8.0  # the best must lead the runner-up by this much to answer outright
@@ -298,8 +305,8 @@ class Matcher:
         # lift is for?" asks nothing about pain. What is not about the patient
         # ("total cost incl. fat grafting?") is no story, so it counts too.
         asking = [asked_part for clause, question_mark in parts if (asked_part := self._asking_part(clause, question_mark)) is not None]
+        story_around = len(parts) > 1 or bool(asking and asking[0] != parts[0][0])
         # A boundary between clauses, so that no cue phrase spans two of them.
-        story_around = len(parts) > 1 or (asking and asking[0] != parts[0][0])
         asked = tuple(t for part in asking for t in (*self.analyzer.terms(part), CLAUSE_BOUNDARY)) if story_around and asking else terms
         ranked = self.rank_terms(frozenset(terms))
         decision = self._decide(ranked, terms, text, asked=asked)
