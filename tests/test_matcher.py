@@ -378,3 +378,16 @@ def test_phrasings_from_the_seventh_round(matcher: Matcher, message: str, intent
 def test_phrasings_from_the_eighth_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
     match = matcher.match(message)
     assert (match.intent, match.faq_id) == (intent, entry)
+
+
+@pytest.mark.parametrize(
+    ("message", "intent", "entry"),
+    [
+        ("scared of ending up with that tight joker face", "faq", "natural-results"),  # "scared" is not "scar"+"ed"
+        ("can it make me younger but still me", "faq", "natural-results"),
+        ("hello, is this deus clinic?", "greeting", None),
+    ],
+)
+def test_phrasings_from_the_ninth_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == (intent, entry)

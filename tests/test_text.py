@@ -38,3 +38,8 @@ def test_clauses_split_separate_questions() -> None:
 def test_a_spaced_dash_ends_a_clause_but_a_hyphen_does_not() -> None:
     assert clauses("before i book anything - what does it fix?") == ["before i book anything", "what does it fix"]
     assert clauses("is a mini-lift ok — or a full one") == ["is a mini-lift ok", "or a full one"]
+
+
+def test_words_whose_ed_is_no_ending_are_kept() -> None:
+    assert stem("scared") == "scared"
+    assert stem("scarred") == stem("scar")

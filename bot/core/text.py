@@ -18,6 +18,8 @@ _REPEATS = re.compile(r"(\w)\1{2,}")
 _CLAUSE_BREAK = re.compile(r"[?!.;\n]+|\s[-\u2013\u2014]+\s|\s+(?:and also|also|plus|and)\s+(?=(?:how|what|when|where|will|would|can|could|is|are|do|does|should|whats|hows)\b)")
 
 _SUFFIXES_KEEP_DOUBLE = frozenset("lsz")
+# Words whose -ed is no ending: "scared" must not become "scar".
+_NOT_INFLECTED = frozenset({"scared", "sacred", "naked", "wicked", "beloved"})
 
 
 def clean(text: str) -> str:
@@ -55,7 +57,7 @@ def stem(word: str) -> str:
     Heavier stemmers (Porter) merge words our FAQ must keep apart, such as
     "lift"/"lifting" are fine to merge but "natural"/"nature" are not.
     """
-    if len(word) <= 3 or not word.isascii() or not word.isalpha():
+    if len(word) <= 3 or not word.isascii() or not word.isalpha() or word in _NOT_INFLECTED:
         return word
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
