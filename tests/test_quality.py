@@ -40,7 +40,7 @@ QUALITY_FLOORS: dict[str, tuple[Path, dict[str, float]]] = {
     "ninth": (EVAL / "patients_ninth.yaml", floor(direct=90.0, reached=94.0)),
     "tenth": (EVAL / "patients_tenth.yaml", floor(reached=96.0)),
     "eleventh": (EVAL / "patients_eleventh.yaml", TARGETS),
-    "twelfth": (EVAL / "patients_twelfth.yaml", floor(reached=92.5, wrong=5.5, answered_out_of_scope=8.0)),
+    "twelfth": (EVAL / "patients_twelfth.yaml", floor(direct=91.5, reached=92.5, wrong=5.5, answered_out_of_scope=8.0)),
 }
 
 
