@@ -34,13 +34,13 @@ QUALITY_FLOORS: dict[str, tuple[Path, dict[str, float]]] = {
     "third": (EVAL / "patients_third.yaml", floor(direct=89.5, reached=93.5)),
     "fourth": (EVAL / "patients_fourth.yaml", floor(direct=90.5, reached=94.5, wrong=3.0)),
     "fifth": (EVAL / "patients_fifth.yaml", floor(direct=88.0, reached=93.5, wrong=3.0)),
-    "sixth": (EVAL / "patients_sixth.yaml", floor(direct=87.0, reached=92.0, wrong=5.0)),
+    "sixth": (EVAL / "patients_sixth.yaml", floor(direct=88.5, reached=92.5, wrong=4.5)),
     "seventh": (EVAL / "patients_seventh.yaml", floor(reached=95.5, wrong=3.0)),
     "eighth": (EVAL / "patients_eighth.yaml", floor(direct=91.0, reached=94.5)),
     "ninth": (EVAL / "patients_ninth.yaml", floor(direct=90.0, reached=94.0)),
     "tenth": (EVAL / "patients_tenth.yaml", floor(reached=96.0)),
     "eleventh": (EVAL / "patients_eleventh.yaml", TARGETS),
-    "twelfth": (EVAL / "patients_twelfth.yaml", floor(direct=91.5, reached=92.5, wrong=5.5, answered_out_of_scope=8.0)),
+    "twelfth": (EVAL / "patients_twelfth.yaml", floor(direct=93.0, reached=96.0, wrong=3.0)),
 }
 
 

@@ -72,6 +72,9 @@ CLAUSE_BOUNDARY = ""  # never a term
 # Weight of an implied term ("~young" from "im 31") against the word itself: an
 # age in a story is context, not the topic; 0.5 was best on our evaluation.
 HINT_WEIGHT = 0.5
+# When the asking clause's answer trails the whole message's favourite by this
+# much in the whole-message ranking, the two disagree: offer both, answer neither.
+DISAGREEMENT_MARGIN = 10.0
 SOCIAL_INTENTS = ("greeting", "thanks")
 
 Intent = Literal["faq", "clarify", "booking", "human", "greeting", "thanks", "urgent", "fallback"]
@@ -469,6 +472,11 @@ class Matcher:
         whole_scores = {self.candidates[i].key: s for s, i in ranked.scores}
         ordered = sorted((d for _, d in answered), key=lambda d: -(d.score + whole_scores.get(d.faq_id or "", 0.0)))
         best = ordered[0]
+        leader = next(((s, self.candidates[i].key) for s, i in ranked.scores if self.candidates[i].kind == "faq"), None)
+        if leader is not None and leader[1] != best.faq_id and whole_scores.get(best.faq_id or "", 0.0) < leader[0] - DISAGREEMENT_MARGIN:
+            # The asking clause and the whole message point to different entries:
+            # "is smas the same idea or something else?" after a story about threads.
+            return Match("clarify", suggestions=(leader[1], best.faq_id or ""), score=best.score)
         other = next((d.faq_id for d in ordered if d.faq_id != best.faq_id), None)
         return replace(best, also_asked=other)
 

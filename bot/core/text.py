@@ -19,7 +19,8 @@ _CLAUSE_BREAK = re.compile(r"[?!.;\n]+|\s[-\u2013\u2014]+\s|\s+(?:and also|also|
 
 _SUFFIXES_KEEP_DOUBLE = frozenset("lsz")
 # Words whose -ed is no ending: "scared" must not become "scar".
-_NOT_INFLECTED = frozenset({"scared", "sacred", "naked", "wicked", "beloved"})
+# And "contouring" (the surgery) must not merge with "contour" (a face's outline).
+_NOT_INFLECTED = frozenset({"scared", "sacred", "naked", "wicked", "beloved", "contouring"})
 
 
 def clean(text: str) -> str:
