@@ -423,3 +423,33 @@ def test_when_the_question_and_the_story_disagree_both_are_offered(matcher: Matc
     match = matcher.match(message)
     assert match.intent == "clarify"
     assert "difference-from-simple-lift" in match.suggestions
+
+
+@pytest.mark.parametrize(
+    ("message", "intent", "entry"),
+    [
+        ("everyone's face is different no? do you do the same thing for everybody", "faq", "consultation"),
+        ("Planning this around my daughter's wedding in 4 months. Is recovery long for this surgery?", "faq", "recovery"),
+        ("how long does the surgery take", "fallback", None),  # the operation's length, which the document lacks
+        ("is the consultation free", "fallback", None),
+        ("i'm ready, how do i get a spot", "booking", None),
+        ("hey, is this the deus clinic chat?", "greeting", None),
+        ("do you do lipo on the stomach", "fallback", None),
+    ],
+)
+def test_phrasings_from_the_last_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == (intent, entry)
+
+
+@pytest.mark.parametrize(
+    ("message", "entry"),
+    [
+        ("does the doctor personally examine my face before deciding anything", "consultation"),
+        ("my face is drooping even tho i use expensive creams every day, why??", "cause-of-sagging"),  # no price
+    ],
+)
+def test_the_right_entry_is_at_least_offered(matcher: Matcher, message: str, entry: str) -> None:
+    match = matcher.match(message)
+    assert match.intent in ("faq", "clarify")
+    assert match.faq_id == entry or entry in match.suggestions
