@@ -453,3 +453,26 @@ def test_the_right_entry_is_at_least_offered(matcher: Matcher, message: str, ent
     match = matcher.match(message)
     assert match.intent in ("faq", "clarify")
     assert match.faq_id == entry or entry in match.suggestions
+
+
+@pytest.mark.parametrize(
+    ("message", "intent", "entry"),
+    [
+        ("where exactly is this smas layer located", "faq", "smas-layer-depth"),
+        ("great, that helped a lot", "thanks", None),
+        ("i wanna come for consultation, what dates are open", "booking", None),
+        ("need to move my consultation to next week", "booking", None),
+        ("do you analyse my face before deciding how to lift it", "faq", "consultation"),
+        ("will i be stuck at home for ages after the op", "faq", "recovery"),  # "ages" is no age
+        ("who is this lift for", "faq", "candidates"),
+        (
+            "Last clinic I visited did a 5 min consult and just pushed a package on me. "
+            "How thorough is the consultation with you?",
+            "faq",
+            "consultation",  # "visited" in the story books nothing
+        ),
+    ],
+)
+def test_phrasings_from_the_final_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == (intent, entry)

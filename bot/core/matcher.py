@@ -313,7 +313,9 @@ class Matcher:
         asked = tuple(t for part in asking for t in (*self.analyzer.terms(part), CLAUSE_BOUNDARY)) if story_around and asking else terms
         ranked = self.rank_terms(frozenset(terms))
         decision = self._decide(ranked, terms, text, asked=asked)
-        if decision.intent in ("faq", "clarify", "fallback") and not self._names_decisive_subject(asked):
+        # A request read from a whole story is checked against what its clauses ask too:
+        # "Last clinic I visited did a 5 min consult. How thorough is yours?" books nothing.
+        if decision.intent in ("faq", "clarify", "fallback", "booking", "human") and not self._names_decisive_subject(asked):
             decision = self._consider_clauses(parts, decision, ranked)
         return decision
 
