@@ -449,11 +449,11 @@ class Matcher:
                 continue
             terms = self.analyzer.terms(clause)
             decided.append((question_mark or self._starts_a_question(clause), self._decide(self.rank_terms(frozenset(terms)), terms, clause)))
-        best = ranked.best()
-        if whole.intent != "faq" and best is not None and self.candidates[best[1]].kind == "intent":
+        top = ranked.best()
+        if whole.intent != "faq" and top is not None and self.candidates[top[1]].kind == "intent":
             # The whole message leans to a request ("i want to talk to the doctor himself,
             # i had a thread lift that went wrong...") and a clause makes it outright.
-            request = self.candidates[best[1]].key
+            request = self.candidates[top[1]].key
             made = next((d for asked, d in decided if asked and d.intent == request and d.score >= ANSWER_SCORE), None)
             if made is not None:
                 return made
@@ -473,14 +473,14 @@ class Matcher:
         # high on few words; what the whole message says about each answer breaks the tie.
         whole_scores = {self.candidates[i].key: s for s, i in ranked.scores}
         ordered = sorted((d for _, d in answered), key=lambda d: -(d.score + whole_scores.get(d.faq_id or "", 0.0)))
-        best = ordered[0]
+        chosen = ordered[0]
         leader = next(((s, self.candidates[i].key) for s, i in ranked.scores if self.candidates[i].kind == "faq"), None)
-        if leader is not None and leader[1] != best.faq_id and whole_scores.get(best.faq_id or "", 0.0) < leader[0] - DISAGREEMENT_MARGIN:
+        if leader is not None and leader[1] != chosen.faq_id and whole_scores.get(chosen.faq_id or "", 0.0) < leader[0] - DISAGREEMENT_MARGIN:
             # The asking clause and the whole message point to different entries:
             # "is smas the same idea or something else?" after a story about threads.
-            return Match("clarify", suggestions=(leader[1], best.faq_id or ""), score=best.score)
-        other = next((d.faq_id for d in ordered if d.faq_id != best.faq_id), None)
-        return replace(best, also_asked=other)
+            return Match("clarify", suggestions=(leader[1], chosen.faq_id or ""), score=chosen.score)
+        other = next((d.faq_id for d in ordered if d.faq_id != chosen.faq_id), None)
+        return replace(chosen, also_asked=other)
 
 
 @dataclass(frozen=True)
