@@ -447,6 +447,8 @@ def test_phrasings_from_the_last_round(matcher: Matcher, message: str, intent: s
     [
         ("does the doctor personally examine my face before deciding anything", "consultation"),
         ("my face is drooping even tho i use expensive creams every day, why??", "cause-of-sagging"),  # no price
+        ("do i need a long break from everything after the operation", "recovery"),  # not the operation's length
+        ("what part of the face actually gives way when we get older", "cause-of-sagging"),
     ],
 )
 def test_the_right_entry_is_at_least_offered(matcher: Matcher, message: str, entry: str) -> None:
@@ -474,5 +476,18 @@ def test_the_right_entry_is_at_least_offered(matcher: Matcher, message: str, ent
     ],
 )
 def test_phrasings_from_the_final_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == (intent, entry)
+
+
+@pytest.mark.parametrize(
+    ("message", "intent", "entry"),
+    [
+        ("how long will i be in surgery", "fallback", None),
+        ("what will the doctor check when i come in for consultation", "faq", "consultation"),  # no booking
+        ("i want to schedule the surgery itself", "booking", None),
+    ],
+)
+def test_phrasings_from_the_seventeenth_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
     match = matcher.match(message)
     assert (match.intent, match.faq_id) == (intent, entry)

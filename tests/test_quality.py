@@ -41,10 +41,12 @@ QUALITY_FLOORS: dict[str, tuple[Path, dict[str, float]]] = {
     "tenth": (EVAL / "patients_tenth.yaml", floor(reached=96.0)),
     "eleventh": (EVAL / "patients_eleventh.yaml", TARGETS),
     "twelfth": (EVAL / "patients_twelfth.yaml", floor(direct=93.0, reached=96.0, wrong=3.0)),
-    "thirteenth": (EVAL / "patients_thirteenth.yaml", floor(reached=96.0)),
+    "thirteenth": (EVAL / "patients_thirteenth.yaml", TARGETS),
     "fourteenth": (EVAL / "patients_fourteenth.yaml", floor(reached=97.5)),
     "fifteenth": (EVAL / "patients_fifteenth.yaml", floor(reached=98.0)),
-    "sixteenth": (EVAL / "patients_sixteenth.yaml", floor(reached=97.0)),
+    "sixteenth": (EVAL / "patients_sixteenth.yaml", TARGETS),
+    "seventeenth": (EVAL / "patients_seventeenth.yaml", floor(direct=90.5, reached=96.5)),
+    "eighteenth": (EVAL / "patients_eighteenth.yaml", TARGETS),
 }
 
 
