@@ -491,3 +491,23 @@ def test_phrasings_from_the_final_round(matcher: Matcher, message: str, intent: 
 def test_phrasings_from_the_seventeenth_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
     match = matcher.match(message)
     assert (match.intent, match.faq_id) == (intent, entry)
+
+
+@pytest.mark.parametrize(
+    ("message", "intent", "entry"),
+    [
+        ("severe pain getting worse after my facelift, painkillers not helping", "urgent", None),
+        ("my throat feels like its closing up, had the lift on friday", "urgent", None),
+        ("My mother had her surgery with you yesterday and now she's very confused and keeps vomiting.", "urgent", None),
+        # ordinary asymmetric sagging, not a nerve sign
+        ("I have a pretty asymmetric face, one side droops more than the other. Do you plan the design individually?", "faq", "consultation"),
+        ("mini lift = facelift? im confused", "faq", "what-is-smas-mini-lift"),  # "confused" alone is no emergency
+        ("hey bot 👋", "greeting", None),
+        ("prefer an actual person tbh", "human", None),
+        ("after chin shaving my jawline got saggy, is the mini lift meant for that?", "faq", "sagging-after-contour-surgery"),
+        ("I'm 60, is it too late for me?", "faq", "candidates"),
+    ],
+)
+def test_phrasings_from_the_nineteenth_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == (intent, entry)

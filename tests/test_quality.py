@@ -47,6 +47,8 @@ QUALITY_FLOORS: dict[str, tuple[Path, dict[str, float]]] = {
     "sixteenth": (EVAL / "patients_sixteenth.yaml", TARGETS),
     "seventeenth": (EVAL / "patients_seventeenth.yaml", floor(direct=90.5, reached=96.5)),
     "eighteenth": (EVAL / "patients_eighteenth.yaml", TARGETS),
+    "nineteenth": (EVAL / "patients_nineteenth.yaml", TARGETS),
+    "twentieth": (EVAL / "patients_twentieth.yaml", floor(direct=90.5, reached=94.5)),
 }
 
 
