@@ -511,3 +511,25 @@ def test_phrasings_from_the_seventeenth_round(matcher: Matcher, message: str, in
 def test_phrasings_from_the_nineteenth_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
     match = matcher.match(message)
     assert (match.intent, match.faq_id) == (intent, entry)
+
+
+@pytest.mark.parametrize(
+    ("message", "intent", "entry"),
+    [
+        ("my lips are drooping on one side and i cant close my eye, had smas lift 4 days ago", "urgent", None),
+        ("after op severe pain in face getting worse every hour, painkiller not helping", "urgent", None),
+        ("hi there, anyone online?", "greeting", None),
+        ("do you also do thread lifts", "fallback", None),  # whether the clinic offers it
+        ("want reserve date for the surgery itself", "booking", None),
+        ("How long does the operation itself take", "fallback", None),
+        ("im man 45, can i also do it?", "faq", "candidates"),
+    ],
+)
+def test_phrasings_from_the_twenty_first_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == (intent, entry)
+
+
+def test_asking_about_the_surgeon_as_a_man_is_not_about_men_as_patients(matcher: Matcher) -> None:
+    match = matcher.match("is the surgeon a man or a woman")
+    assert match.faq_id is None and "candidates" not in match.suggestions

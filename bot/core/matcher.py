@@ -297,6 +297,8 @@ class Matcher:
             about_rest = self._decide(self.rank_terms(frozenset(rest_terms)), rest_terms)
             if about_rest.intent in ("booking", "human"):
                 return about_rest  # "thanks, i'd like to book" is a booking
+            if about_rest.intent == "fallback" and about_rest.topic is None and about_rest.score < SUGGEST_SCORE:
+                return Match(social, score=100.0)  # "hi there, anyone online?": nothing else to answer
             # "heyy quick q whats a mini smas lift" asks too, without a question mark.
             asks = any(w in self.knowledge.language.question_starters for w in rest) and about_rest.intent == "faq"
             if not self._is_question(text) and not asks:

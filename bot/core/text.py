@@ -17,6 +17,8 @@ _REPEATS = re.compile(r"(\w)\1{2,}")
 # questions inside one message.
 _CLAUSE_BREAK = re.compile(r"[?!.;\n]+|\s[-\u2013\u2014]+\s|\s+(?:and also|also|plus|and)\s+(?=(?:how|what|when|where|will|would|can|could|is|are|do|does|should|whats|hows)\b)")
 
+# A conjunction ("and", "also") starts a new question only after a clause of this many words.
+_MIN_WORDS_BEFORE_CONJUNCTION = 3
 _SUFFIXES_KEEP_DOUBLE = frozenset("lsz")
 # Words whose -ed is no ending: "scared" must not become "scar".
 # And "contouring" (the surgery) must not merge with "contour" (a face's outline).
@@ -46,7 +48,10 @@ def marked_clauses(text: str) -> list[tuple[str, bool]]:
     out: list[tuple[str, bool]] = []
     start = 0
     for found in _CLAUSE_BREAK.finditer(text):
-        out.append((text[start : found.start()].strip(), "?" in found.group()))
+        before = text[start : found.start()].strip()
+        if found.group().strip().isalpha() and 0 < len(before.split()) < _MIN_WORDS_BEFORE_CONJUNCTION:
+            continue  # "do you also do thread lifts" is one question, not "do you" + "do thread lifts"
+        out.append((before, "?" in found.group()))
         start = found.end()
     out.append((text[start:].strip(), False))
     return [(c, q) for c, q in out if c and any(ch.isalnum() for ch in c)]
