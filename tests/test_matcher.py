@@ -533,3 +533,15 @@ def test_phrasings_from_the_twenty_first_round(matcher: Matcher, message: str, i
 def test_asking_about_the_surgeon_as_a_man_is_not_about_men_as_patients(matcher: Matcher) -> None:
     match = matcher.match("is the surgeon a man or a woman")
     assert match.faq_id is None and "candidates" not in match.suggestions
+
+
+@pytest.mark.parametrize(
+    ("message", "intent", "entry"),
+    [
+        ("What kind of person is the mini lift best for?", "faq", "candidates"),
+        ("Ok I've read enough and my husband agreed too 😅 let's set a date for the consultation. Evenings work best for me", "booking", None),
+    ],
+)
+def test_phrasings_from_the_last_story_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == (intent, entry)

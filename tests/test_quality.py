@@ -34,7 +34,7 @@ QUALITY_FLOORS: dict[str, tuple[Path, dict[str, float]]] = {
     "third": (EVAL / "patients_third.yaml", floor(direct=89.5, reached=93.5)),
     "fourth": (EVAL / "patients_fourth.yaml", floor(direct=90.5, reached=94.5, wrong=3.0)),
     "fifth": (EVAL / "patients_fifth.yaml", floor(direct=88.0, reached=93.5, wrong=3.0)),
-    "sixth": (EVAL / "patients_sixth.yaml", floor(direct=88.5, reached=92.0, wrong=4.5)),
+    "sixth": (EVAL / "patients_sixth.yaml", floor(direct=89.0, reached=92.5, wrong=4.0)),
     "seventh": (EVAL / "patients_seventh.yaml", floor(reached=95.5, wrong=3.0)),
     "eighth": (EVAL / "patients_eighth.yaml", floor(direct=91.0, reached=94.5)),
     "ninth": (EVAL / "patients_ninth.yaml", floor(direct=90.0, reached=94.0)),
@@ -50,7 +50,7 @@ QUALITY_FLOORS: dict[str, tuple[Path, dict[str, float]]] = {
     "nineteenth": (EVAL / "patients_nineteenth.yaml", TARGETS),
     "twentieth": (EVAL / "patients_twentieth.yaml", floor(direct=90.5, reached=94.5)),
     "twenty_first": (EVAL / "patients_twenty_first.yaml", floor(direct=92.0, reached=98.0)),
-    "twenty_second": (EVAL / "patients_twenty_second.yaml", floor(direct=89.0, reached=91.5, wrong=4.0)),
+    "twenty_second": (EVAL / "patients_twenty_second.yaml", floor(direct=90.5, reached=93.5, wrong=3.0)),
     "twenty_third": (EVAL / "patients_twenty_third.yaml", floor(direct=93.0, reached=96.5)),
 }
 

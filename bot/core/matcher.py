@@ -459,6 +459,8 @@ class Matcher:
             made = next((d for asked, d in decided if asked and d.intent == request and d.score >= ANSWER_SCORE), None)
             if made is not None:
                 return made
+        if whole.intent in ("booking", "human") and not any(asked for asked, _ in decided):
+            return whole  # nothing is asked but the request the whole message makes
         answered = [(asked, d) for asked, d in decided if d.intent == "faq" and d.faq_id is not None]
         if whole.intent == "faq":
             other = next((d.faq_id for asked, d in answered if asked and d.faq_id != whole.faq_id), None)
