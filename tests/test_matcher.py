@@ -545,3 +545,22 @@ def test_asking_about_the_surgeon_as_a_man_is_not_about_men_as_patients(matcher:
 def test_phrasings_from_the_last_story_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
     match = matcher.match(message)
     assert (match.intent, match.faq_id) == (intent, entry)
+
+
+@pytest.mark.parametrize(
+    ("message", "intent", "entry"),
+    [
+        ("there's a hard painful lump growing under my cheek since yesterday, surgery was on monday", "urgent", None),
+        ("my lips and face swelled up right after taking the pills from the clinic and it's hard to swallow", "urgent", None),
+        ("my vision is blurry and I have a terrible headache since the operation this morning", "urgent", None),
+        ("blood keeps seeping out near my ear stitches, 1 day post op, is that ok??", "urgent", None),
+        ("merci beaucoup 🙏", "thanks", None),
+        ("45 y/o woman, jowls forming. suitable?", "faq", "candidates"),  # English, though few words are ours
+        ("¿Hacen lifting facial en su clínica? Quiero información", "fallback", None),  # still another language
+        ("heard facelifts take forever to heal. yours?", "faq", "recovery"),  # no question of years
+        ("id like to get a date for the surgery", "booking", None),
+    ],
+)
+def test_phrasings_from_the_final_rounds(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == (intent, entry)

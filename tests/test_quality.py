@@ -52,6 +52,9 @@ QUALITY_FLOORS: dict[str, tuple[Path, dict[str, float]]] = {
     "twenty_first": (EVAL / "patients_twenty_first.yaml", floor(direct=92.0, reached=98.0)),
     "twenty_second": (EVAL / "patients_twenty_second.yaml", floor(direct=90.5, reached=93.5, wrong=3.0)),
     "twenty_third": (EVAL / "patients_twenty_third.yaml", floor(direct=93.0, reached=96.5)),
+    "twenty_fourth": (EVAL / "patients_twenty_fourth.yaml", TARGETS),
+    "twenty_fifth": (EVAL / "patients_twenty_fifth.yaml", floor(direct=89.5, reached=94.5)),
+    "twenty_sixth": (EVAL / "patients_twenty_sixth.yaml", floor(direct=91.0, reached=93.5, wrong=3.0)),
 }
 
 

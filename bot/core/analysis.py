@@ -29,6 +29,7 @@ YOUNG_BELOW = 40
 # The synonym group of days, months and times in language.yaml: a number beside
 # one of them is a date ("march 15", "15 june"), not the patient's age.
 DATE_TERM = "date"
+_MIN_DICTIONARY_WORD = 5
 # Marks a term the patient implied rather than said ("~young" from "im 31"); the
 # matcher weighs it less than the word itself.
 HINT = "~"
@@ -72,6 +73,15 @@ class Analyzer:
     @property
     def known_words(self) -> frozenset[str]:
         return self._known
+
+    def is_english(self, word: str) -> bool:
+        """A word of our vocabulary, a common English word, or a number ("45yo woman": English).
+
+        Short common words are left out: English text is full of "en", "de", "la"...
+        """
+        if word in self._known or bool(_AGE.match(word)) or word.isdigit():
+            return True
+        return len(word) >= _MIN_DICTIONARY_WORD and word in self._dictionary
 
     def _expand(self, tokens: Iterable[str]) -> list[str]:
         out: list[str] = []

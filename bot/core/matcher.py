@@ -284,7 +284,7 @@ class Matcher:
         if self._urgent.matches(text):
             return Match("urgent", score=100.0)
         surface = self.analyzer.surface_words(text)
-        if len(surface) >= 3 and sum(w in self.analyzer.known_words for w in surface) < FOREIGN_SHARE * len(surface):
+        if len(surface) >= 3 and sum(self.analyzer.is_english(w) for w in surface) < FOREIGN_SHARE * len(surface):
             # Mostly words our vocabulary has never seen: another language ("¿Cuánto
             # cuesta el lifting SMAS?"). A stray shared word ("lifting") must not
             # pick an FAQ entry; staff can answer in the patient's language.
