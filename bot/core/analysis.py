@@ -19,6 +19,8 @@ from bot.core.text import squeeze_doubles, stem, words
 
 _AGE = re.compile(r"^(\d{2})(?:f|m|yo|y)?$")
 # "25 y/o" would become "25", "y" (chat for "why") and "o".
+# "the 14th", "3rd to 10th May": a day of the month.
+_DAY_OF_MONTH = re.compile(r"^(?:[1-9]|[12]\d|3[01])(?:st|nd|rd|th)$")
 _AGE_WITH_SLASH = re.compile(r"\b(\d{2})\s*y\s*/\s*o\b", re.IGNORECASE)
 # Words shorter than this are not typo-corrected: "eye"/"eat", "lip"/"lid" are
 # one edit apart and both real, so correcting them guesses more than it fixes.
@@ -132,7 +134,9 @@ class Analyzer:
                 token = stems[i]
                 age = _AGE.match(token)
                 beside_date = (out and out[-1] == DATE_TERM) or self._phrases.get(tuple(stems[i + 1 : i + 2])) == (DATE_TERM,)
-                if age and beside_date:
+                if _DAY_OF_MONTH.match(token):
+                    out.append(DATE_TERM)
+                elif age and beside_date:
                     out.append(DATE_TERM)
                 elif age and 15 <= int(age.group(1)) <= 99:
                     # "im 38", "38f": the patient is telling us their age; under 40 that
