@@ -579,3 +579,20 @@ def test_phrasings_from_the_final_rounds(matcher: Matcher, message: str, intent:
 def test_phrasings_from_the_last_measurement(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
     match = matcher.match(message)
     assert (match.intent, match.faq_id) == (intent, entry)
+
+
+@pytest.mark.parametrize(
+    ("message", "intent"),
+    [
+        # ordinary asymmetry "since my 30s" is not happening now
+        (
+            "I have quite an asymmetric face, one side droops more than the other since my 30s. "
+            "Would the surgery be designed differently for me, or is it a standard operation?",
+            "faq",
+        ),
+        ("my mouth droops on one side since yesterday after my lift", "urgent"),
+        ("How do I make a reservation? I want to come in and talk to the doctor about the SMAS lift.", "booking"),
+    ],
+)
+def test_requests_and_emergencies_from_the_last_round(matcher: Matcher, message: str, intent: str) -> None:
+    assert matcher.match(message).intent == intent

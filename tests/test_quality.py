@@ -57,7 +57,7 @@ QUALITY_FLOORS: dict[str, tuple[Path, dict[str, float]]] = {
     "twenty_sixth": (EVAL / "patients_twenty_sixth.yaml", floor(direct=91.0, reached=93.5, wrong=3.0)),
     "twenty_seventh": (EVAL / "patients_twenty_seventh.yaml", floor(reached=97.0)),
     "twenty_eighth": (EVAL / "patients_twenty_eighth.yaml", floor(direct=83.5, reached=94.0, wrong=3.0)),
-    "twenty_ninth": (EVAL / "patients_twenty_ninth.yaml", floor(reached=94.5, wrong=3.0, intents=92.0)),
+    "twenty_ninth": (EVAL / "patients_twenty_ninth.yaml", floor(reached=95.0, wrong=3.5)),
 }
 
 

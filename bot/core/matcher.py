@@ -455,10 +455,12 @@ class Matcher:
         if whole.intent != "faq" and top is not None and self.candidates[top[1]].kind == "intent":
             # The whole message leans to a request ("i want to talk to the doctor himself,
             # i had a thread lift that went wrong...") and a clause makes it outright.
-            request = self.candidates[top[1]].key
-            made = next((d for asked, d in decided if asked and d.intent == request and d.score >= ANSWER_SCORE), None)
-            if made is not None:
-                return made
+            made = {d.intent: d for asked, d in reversed(decided) if asked and d.intent in ("booking", "human") and d.score >= ANSWER_SCORE}
+            # "How do I make a reservation? I want to talk to the doctor": the booking
+            # reaches a coordinator too, and it is the concrete request.
+            for request in ("booking", self.candidates[top[1]].key):
+                if request in made:
+                    return made[request]
         if whole.intent in ("booking", "human") and not any(asked for asked, _ in decided):
             return whole  # nothing is asked but the request the whole message makes
         answered = [(asked, d) for asked, d in decided if d.intent == "faq" and d.faq_id is not None]
