@@ -596,3 +596,17 @@ def test_phrasings_from_the_last_measurement(matcher: Matcher, message: str, int
 )
 def test_requests_and_emergencies_from_the_last_round(matcher: Matcher, message: str, intent: str) -> None:
     assert matcher.match(message).intent == intent
+
+
+@pytest.mark.parametrize(
+    ("message", "intent", "entry"),
+    [
+        ("how does the doctor decide the direction of the lift for my face", "faq", "consultation"),  # not choosing a clinic
+        ("I have a complicated question, can a doctor answer me personally", "human", None),
+        ("my pet is sick, can you recommend a veterinarian", "fallback", None),
+        ("scared of looking like a cat after lol, those stretched faces", "faq", "natural-results"),
+    ],
+)
+def test_phrasings_from_the_final_measurement(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == (intent, entry)

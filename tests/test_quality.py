@@ -58,6 +58,9 @@ QUALITY_FLOORS: dict[str, tuple[Path, dict[str, float]]] = {
     "twenty_seventh": (EVAL / "patients_twenty_seventh.yaml", floor(reached=97.0)),
     "twenty_eighth": (EVAL / "patients_twenty_eighth.yaml", floor(direct=83.5, reached=94.0, wrong=3.0)),
     "twenty_ninth": (EVAL / "patients_twenty_ninth.yaml", floor(reached=95.0, wrong=3.5)),
+    "thirtieth": (EVAL / "patients_thirtieth.yaml", TARGETS),
+    "thirty_first": (EVAL / "patients_thirty_first.yaml", floor(direct=88.5, reached=95.5)),
+    "thirty_second": (EVAL / "patients_thirty_second.yaml", floor(reached=95.0, wrong=3.5)),
 }
 
 
