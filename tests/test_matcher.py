@@ -610,3 +610,16 @@ def test_requests_and_emergencies_from_the_last_round(matcher: Matcher, message:
 def test_phrasings_from_the_final_measurement(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
     match = matcher.match(message)
     assert (match.intent, match.faq_id) == (intent, entry)
+
+
+@pytest.mark.parametrize(
+    ("message", "intent", "entry"),
+    [
+        ("F 44, jowls are showing, would you operate on me", "faq", "candidates"),
+        ("which doctor would operate on me?", "fallback", None),  # who the surgeon is: staff
+        ("can i see the doctor on monday", "booking", None),
+    ],
+)
+def test_who_is_operated_and_by_whom(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == (intent, entry)
