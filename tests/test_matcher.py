@@ -623,3 +623,16 @@ def test_phrasings_from_the_final_measurement(matcher: Matcher, message: str, in
 def test_who_is_operated_and_by_whom(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
     match = matcher.match(message)
     assert (match.intent, match.faq_id) == (intent, entry)
+
+
+@pytest.mark.parametrize(
+    ("message", "intent", "entry"),
+    [
+        ("my eye won't close properly since the surgery yesterday", "urgent", None),
+        ("I'm from Canada and have private health insurance through my employer. Would it cover any of this?", "fallback", None),
+        ("will the scar be covered by my hair", "faq", "scars"),  # covered: hidden, not paid
+    ],
+)
+def test_phrasings_from_the_closing_measurement(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == (intent, entry)

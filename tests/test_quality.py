@@ -61,6 +61,9 @@ QUALITY_FLOORS: dict[str, tuple[Path, dict[str, float]]] = {
     "thirtieth": (EVAL / "patients_thirtieth.yaml", TARGETS),
     "thirty_first": (EVAL / "patients_thirty_first.yaml", floor(direct=88.5, reached=95.5)),
     "thirty_second": (EVAL / "patients_thirty_second.yaml", floor(reached=95.0, wrong=3.5)),
+    "thirty_third": (EVAL / "patients_thirty_third.yaml", floor(reached=96.5)),
+    "thirty_fourth": (EVAL / "patients_thirty_fourth.yaml", floor(direct=88.5, reached=94.0)),
+    "thirty_fifth": (EVAL / "patients_thirty_fifth.yaml", floor(reached=96.0, answered_out_of_scope=8.0)),
 }
 
 
