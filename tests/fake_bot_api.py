@@ -596,6 +596,20 @@ def _is_escapable(ch: str) -> bool:
     return 0 < ord(ch) <= 126
 
 
+def _read_escaped(src: str, j: int, closing: str) -> tuple[str, int]:
+    """The text from ``src[j]`` up to ``closing`` (unescaping ``\\x``), and where ``closing`` starts (or len(src))."""
+    chars: list[str] = []
+    n = len(src)
+    while j < n and not src.startswith(closing, j):
+        if src[j] == "\\" and j + 1 < n and _is_escapable(src[j + 1]):
+            chars.append(src[j + 1])
+            j += 2
+        else:
+            chars.append(src[j])
+            j += 1
+    return "".join(chars), j
+
+
 def _mdv2_code(src: str, i: int, out: _TextBuilder, entities: list[JSONDict]) -> int:
     """Parse a `code` or ```pre``` block starting at ``i``; returns the index after it."""
     n = len(src)
@@ -608,20 +622,13 @@ def _mdv2_code(src: str, i: int, out: _TextBuilder, entities: list[JSONDict]) ->
         first_line = src[j:newline] if newline >= 0 else ""
         if newline >= 0 and first_line and not any(c.isspace() or c == "`" for c in first_line):
             language, j = first_line, newline + 1
-    chars: list[str] = []
     closing = "```" if is_pre else "`"
-    while j < n and not src.startswith(closing, j):
-        if src[j] == "\\" and j + 1 < n and _is_escapable(src[j + 1]):
-            chars.append(src[j + 1])
-            j += 2
-        else:
-            chars.append(src[j])
-            j += 1
+    text, j = _read_escaped(src, j, closing)
     if j >= n:
         kind = "Pre" if is_pre else "Code"
         raise EntityParseError(f"Can't find end of {kind} entity at byte offset {begin}")
     start = out.pos
-    out.add("".join(chars))
+    out.add(text)
     if out.pos > start:
         entity: JSONDict = {"type": "pre" if is_pre else "code", "offset": start, "length": out.pos - start}
         if language:
@@ -718,17 +725,10 @@ def _mdv2_close_link(
     i += 1
     url: str | None = None
     if i < n and src[i] == "(":
-        j, chars = i + 1, []
-        while j < n and src[j] != ")":
-            if src[j] == "\\" and j + 1 < n and _is_escapable(src[j + 1]):
-                chars.append(src[j + 1])
-                j += 2
-            else:
-                chars.append(src[j])
-                j += 1
+        url, j = _read_escaped(src, i + 1, ")")
         if j >= n:
             raise EntityParseError(f"Can't find end of a URL at byte offset {_byte_offset(src, i + 1)}")
-        url, i = "".join(chars), j + 1
+        i = j + 1
     length = out.pos - pos
     if kind == "custom_emoji":
         emoji = re.fullmatch(r"tg://emoji\?id=(\d+)", url or "")
