@@ -78,6 +78,17 @@ def test_what_the_document_does_not_answer_falls_back(matcher: Matcher, message:
         ("blood keeps soaking through the bandage, what do i do", "urgent"),
         ("blood soaking through the bandage and it wont stop", "urgent"),  # no "my", but only a wound has a bandage
         ("post op day 2, sudden severe pain on the left side", "urgent"),
+        ("after my smas lift my lips look blue and i feel really dizzy", "urgent"),
+        ("ok let's do it, when can i come", "booking"),
+        ("whats the best kbbq near you lol", "fallback"),
+        # ordinary asymmetry "since my 30s" is not happening now
+        (
+            "I have quite an asymmetric face, one side droops more than the other since my 30s. "
+            "Would the surgery be designed differently for me, or is it a standard operation?",
+            "faq",
+        ),
+        ("my mouth droops on one side since yesterday after my lift", "urgent"),
+        ("How do I make a reservation? I want to come in and talk to the doctor about the SMAS lift.", "booking"),
     ],
 )
 def test_intents(matcher: Matcher, message: str, intent: str) -> None:
@@ -221,29 +232,6 @@ def test_a_booking_word_in_the_story_does_not_hide_the_question(matcher: Matcher
 
 
 @pytest.mark.parametrize(
-    ("message", "intent", "entry"),
-    [
-        ("heyy quick q whats a mini smas lift", "faq", "what-is-smas-mini-lift"),  # greeting + question, no "?"
-        ("consult march 15 pls", "booking", None),  # "15" beside a month is a date, not an age
-        ("let's set a date for the consultation. Evenings work best for me", "booking", None),
-        ("what time do u close on saturdays", "fallback", None),
-        ("who is it NOT for", "faq", "candidates"),
-        ("will i sleep during the surgery", "fallback", None),  # anaesthesia, while "zero sleep" is life
-        ("i dont want to look like a different person after", "faq", "natural-results"),
-        (
-            "i have questions a bot cant answer, i want to talk to the doctor himself. "
-            "i had a thread lift that went wrong 2 years ago and one side of my face still feels weird",
-            "human",
-            None,
-        ),
-    ],
-)
-def test_everyday_phrasings(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
-    match = matcher.match(message)
-    assert (match.intent, match.faq_id) == (intent, entry)
-
-
-@pytest.mark.parametrize(
     "message",
     [
         "since the surgery i cant move one side of my lips and it is getting worse",  # a nerve
@@ -270,57 +258,10 @@ def test_cut_open_is_about_incisions_not_a_booking(matcher: Matcher) -> None:
     assert match.faq_id == "scars" or "scars" in match.suggestions
 
 
-@pytest.mark.parametrize(
-    ("message", "entry"),
-    [
-        ("superficial musculo aponeurotic system... can u say that in human words lol", "smas-layer-depth"),
-        ("will the doctor design it specifically for my face", "consultation"),  # the doctor, not a request for one
-        ("out of action for long?", "recovery"),
-        (
-            "I'd like to fix everything at once because I don't want several downtimes. My eye bags and my heavy "
-            "forehead bother me as much as my jawline. Can these be done together with the SMAS lift?",
-            "combined-procedures",  # "go home" + "same day" (a hospital stay) must not be read across two clauses
-        ),
-    ],
-)
-def test_more_everyday_phrasings(matcher: Matcher, message: str, entry: str) -> None:
-    match = matcher.match(message)
-    assert (match.intent, match.faq_id) == ("faq", entry)
-
-
-@pytest.mark.parametrize(
-    ("message", "entry"),
-    [
-        ("where is the smas located in the face", "smas-layer-depth"),  # not the clinic's location
-        ("how does the pre-op consultation work", "consultation"),
-        ("my aunt's facelift made her look surprised all the time, i dont want that", "natural-results"),
-        ("how natural does it look afterwards", "natural-results"),
-        ("does the result look 3d or kind of flat", "natural-results"),  # the document: natural and three-dimensional
-        # the story before the comma names youtube (a contact detail); the question comes after it
-        ("someone on youtube mentioned 'deep plane', how does that fit with your mini lift", "deep-plane-technique"),
-    ],
-)
-def test_phrasings_from_the_fifth_round(matcher: Matcher, message: str, entry: str) -> None:
-    match = matcher.match(message)
-    assert (match.intent, match.faq_id) == ("faq", entry)
-
-
 @pytest.mark.parametrize("message", ["someone told me bleeding is common", "do people bleed a lot after this"])
 def test_hearsay_and_other_peoples_bleeding_is_a_question_about_risks(matcher: Matcher, message: str) -> None:
     match = matcher.match(message)
     assert (match.intent, match.topic) == ("fallback", "risks")
-
-
-@pytest.mark.parametrize(
-    ("message", "entry"),
-    [
-        ("31f scars?", "scars"),  # an age is context: it must not outweigh the topic
-        ("im 26, is it normal to already need a lift", "younger-patients"),  # "normal" as in usual
-    ],
-)
-def test_an_age_is_context_not_the_topic(matcher: Matcher, message: str, entry: str) -> None:
-    match = matcher.match(message)
-    assert (match.intent, match.faq_id) == ("faq", entry)
 
 
 def test_of_two_asking_clauses_the_one_the_whole_message_supports_wins(matcher: Matcher) -> None:
@@ -332,90 +273,9 @@ def test_of_two_asking_clauses_the_one_the_whole_message_supports_wins(matcher: 
     assert (match.intent, match.faq_id) == ("faq", "smas-layer-depth")  # not "neck", from "what does it do in the face"
 
 
-@pytest.mark.parametrize(
-    ("message", "intent"),
-    [
-        ("after my smas lift my lips look blue and i feel really dizzy", "urgent"),
-        ("ok let's do it, when can i come", "booking"),
-        ("whats the best kbbq near you lol", "fallback"),
-    ],
-)
-def test_intents_from_the_sixth_round(matcher: Matcher, message: str, intent: str) -> None:
-    assert matcher.match(message).intent == intent
-
-
 def test_an_age_written_with_y_slash_o_is_an_age_not_a_why(matcher: Matcher) -> None:
     assert matcher.analyzer.terms("25 y/o") == matcher.analyzer.terms("25yo")
     assert matcher.match("25 y/o here, face already drooping, lift or no?").faq_id == "younger-patients"
-
-
-@pytest.mark.parametrize(
-    ("message", "intent", "entry"),
-    [
-        ("is a cheap clinic ok for smas or risky", "faq", "choosing-a-clinic"),  # risks' `unless`: choosing a clinic
-        ("is the surgery at your clinic risky", "fallback", None),  # still a question about risks
-        ("what other surgeries pair well with this", "faq", "combined-procedures"),
-        ("do i need someone to pick me up after surgery", "fallback", None),  # not "pick" a clinic
-        ("got my chin reduced 2 yrs ago and now the skin along the jaw is loose", "faq", "sagging-after-contour-surgery"),
-    ],
-)
-def test_phrasings_from_the_seventh_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
-    match = matcher.match(message)
-    assert (match.intent, match.faq_id) == (intent, entry)
-
-
-@pytest.mark.parametrize(
-    ("message", "intent", "entry"),
-    [
-        ("how much is lower blepharoplasty on its own", "fallback", None),  # a price, though it names a topic
-        ("do you do non surgical stuff like hifu", "fallback", None),  # whether the clinic offers it: staff
-        ("do you have english speaking staff", "fallback", None),  # an interpreter, not a request for staff
-        ("i want subtle results, not a new face", "faq", "natural-results"),  # "new" is not "news"
-        ("what makes it different from the regular facelift my mom got 10 yrs ago", "faq", "difference-from-simple-lift"),
-        ("cant move the corner of my mouth since my surgery yesterday, is that normal??", "urgent", None),
-        ("my cheek turned dark purple and feels cold, had surgery 2 days ago", "urgent", None),
-    ],
-)
-def test_phrasings_from_the_eighth_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
-    match = matcher.match(message)
-    assert (match.intent, match.faq_id) == (intent, entry)
-
-
-@pytest.mark.parametrize(
-    ("message", "intent", "entry"),
-    [
-        ("scared of ending up with that tight joker face", "faq", "natural-results"),  # "scared" is not "scar"+"ed"
-        ("can it make me younger but still me", "faq", "natural-results"),
-        ("hello, is this deus clinic?", "greeting", None),
-    ],
-)
-def test_phrasings_from_the_ninth_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
-    match = matcher.match(message)
-    assert (match.intent, match.faq_id) == (intent, entry)
-
-
-@pytest.mark.parametrize(
-    ("message", "intent", "entry"),
-    [
-        ("wound smells bad and im feverish, had my lift last week", "urgent", None),
-        ("recommend a good restaurant near the clinic?", "fallback", None),  # off-topic is decisive
-        (
-            "I'm comparing 4 clinics in Seoul right now and all their websites look the same to me. "
-            "What should I actually pay attention to when choosing where to do a SMAS lift?",
-            "faq",
-            "choosing-a-clinic",  # "pay attention" is no payment
-        ),
-        (
-            "My friend's lift left her cheeks looking flat and kind of stretched. Will my face look 3D and defined "
-            "after yours? I want contours, not a pancake.",
-            "faq",
-            "natural-results",  # "contours" is an outline, not contouring surgery
-        ),
-    ],
-)
-def test_phrasings_from_the_twelfth_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
-    match = matcher.match(message)
-    assert (match.intent, match.faq_id) == (intent, entry)
 
 
 def test_a_generic_question_after_a_story_is_read_with_the_story(matcher: Matcher) -> None:
@@ -424,23 +284,6 @@ def test_a_generic_question_after_a_story_is_read_with_the_story(matcher: Matche
     message = "i had threads put in last year and honestly it lasted like 6 months. is smas basically the same idea or something else?"
     match = matcher.match(message)
     assert match.faq_id == "difference-from-simple-lift" or "difference-from-simple-lift" in match.suggestions
-
-
-@pytest.mark.parametrize(
-    ("message", "intent", "entry"),
-    [
-        ("everyone's face is different no? do you do the same thing for everybody", "faq", "consultation"),
-        ("Planning this around my daughter's wedding in 4 months. Is recovery long for this surgery?", "faq", "recovery"),
-        ("how long does the surgery take", "fallback", None),  # the operation's length, which the document lacks
-        ("is the consultation free", "fallback", None),
-        ("i'm ready, how do i get a spot", "booking", None),
-        ("hey, is this the deus clinic chat?", "greeting", None),
-        ("do you do lipo on the stomach", "fallback", None),
-    ],
-)
-def test_phrasings_from_the_last_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
-    match = matcher.match(message)
-    assert (match.intent, match.faq_id) == (intent, entry)
 
 
 @pytest.mark.parametrize(
@@ -458,9 +301,92 @@ def test_the_right_entry_is_at_least_offered(matcher: Matcher, message: str, ent
     assert match.faq_id == entry or entry in match.suggestions
 
 
+def test_asking_about_the_surgeon_as_a_man_is_not_about_men_as_patients(matcher: Matcher) -> None:
+    match = matcher.match("is the surgeon a man or a woman")
+    assert match.faq_id is None and "candidates" not in match.suggestions
+
+
+# Ways of asking that patients used and the matcher once got wrong.
+@pytest.mark.parametrize(
+    ("message", "entry"),
+    [
+        ("superficial musculo aponeurotic system... can u say that in human words lol", "smas-layer-depth"),
+        ("will the doctor design it specifically for my face", "consultation"),  # the doctor, not a request for one
+        ("out of action for long?", "recovery"),
+        (
+            "I'd like to fix everything at once because I don't want several downtimes. My eye bags and my heavy "
+            "forehead bother me as much as my jawline. Can these be done together with the SMAS lift?",
+            "combined-procedures",  # "go home" + "same day" (a hospital stay) must not be read across two clauses
+        ),
+        ("where is the smas located in the face", "smas-layer-depth"),  # not the clinic's location
+        ("how does the pre-op consultation work", "consultation"),
+        ("my aunt's facelift made her look surprised all the time, i dont want that", "natural-results"),
+        ("how natural does it look afterwards", "natural-results"),
+        ("does the result look 3d or kind of flat", "natural-results"),  # the document: natural and three-dimensional
+        # the story before the comma names youtube (a contact detail); the question comes after it
+        ("someone on youtube mentioned 'deep plane', how does that fit with your mini lift", "deep-plane-technique"),
+        ("31f scars?", "scars"),  # an age is context: it must not outweigh the topic
+        ("im 26, is it normal to already need a lift", "younger-patients"),  # "normal" as in usual
+    ],
+)
+def test_questions_in_everyday_words_are_answered(matcher: Matcher, message: str, entry: str) -> None:
+    match = matcher.match(message)
+    assert (match.intent, match.faq_id) == ("faq", entry)
+
+
+# Answers, requests, emergencies and fallbacks from the evaluation sets' misses (tests/eval/).
 @pytest.mark.parametrize(
     ("message", "intent", "entry"),
     [
+        ("heyy quick q whats a mini smas lift", "faq", "what-is-smas-mini-lift"),  # greeting + question, no "?"
+        ("consult march 15 pls", "booking", None),  # "15" beside a month is a date, not an age
+        ("let's set a date for the consultation. Evenings work best for me", "booking", None),
+        ("what time do u close on saturdays", "fallback", None),
+        ("who is it NOT for", "faq", "candidates"),
+        ("will i sleep during the surgery", "fallback", None),  # anaesthesia, while "zero sleep" is life
+        ("i dont want to look like a different person after", "faq", "natural-results"),
+        (
+            "i have questions a bot cant answer, i want to talk to the doctor himself. "
+            "i had a thread lift that went wrong 2 years ago and one side of my face still feels weird",
+            "human",
+            None,
+        ),
+        ("is a cheap clinic ok for smas or risky", "faq", "choosing-a-clinic"),  # risks' `unless`: choosing a clinic
+        ("is the surgery at your clinic risky", "fallback", None),  # still a question about risks
+        ("what other surgeries pair well with this", "faq", "combined-procedures"),
+        ("do i need someone to pick me up after surgery", "fallback", None),  # not "pick" a clinic
+        ("got my chin reduced 2 yrs ago and now the skin along the jaw is loose", "faq", "sagging-after-contour-surgery"),
+        ("how much is lower blepharoplasty on its own", "fallback", None),  # a price, though it names a topic
+        ("do you do non surgical stuff like hifu", "fallback", None),  # whether the clinic offers it: staff
+        ("do you have english speaking staff", "fallback", None),  # an interpreter, not a request for staff
+        ("i want subtle results, not a new face", "faq", "natural-results"),  # "new" is not "news"
+        ("what makes it different from the regular facelift my mom got 10 yrs ago", "faq", "difference-from-simple-lift"),
+        ("cant move the corner of my mouth since my surgery yesterday, is that normal??", "urgent", None),
+        ("my cheek turned dark purple and feels cold, had surgery 2 days ago", "urgent", None),
+        ("scared of ending up with that tight joker face", "faq", "natural-results"),  # "scared" is not "scar"+"ed"
+        ("can it make me younger but still me", "faq", "natural-results"),
+        ("hello, is this deus clinic?", "greeting", None),
+        ("wound smells bad and im feverish, had my lift last week", "urgent", None),
+        ("recommend a good restaurant near the clinic?", "fallback", None),  # off-topic is decisive
+        (
+            "I'm comparing 4 clinics in Seoul right now and all their websites look the same to me. "
+            "What should I actually pay attention to when choosing where to do a SMAS lift?",
+            "faq",
+            "choosing-a-clinic",  # "pay attention" is no payment
+        ),
+        (
+            "My friend's lift left her cheeks looking flat and kind of stretched. Will my face look 3D and defined "
+            "after yours? I want contours, not a pancake.",
+            "faq",
+            "natural-results",  # "contours" is an outline, not contouring surgery
+        ),
+        ("everyone's face is different no? do you do the same thing for everybody", "faq", "consultation"),
+        ("Planning this around my daughter's wedding in 4 months. Is recovery long for this surgery?", "faq", "recovery"),
+        ("how long does the surgery take", "fallback", None),  # the operation's length, which the document lacks
+        ("is the consultation free", "fallback", None),
+        ("i'm ready, how do i get a spot", "booking", None),
+        ("hey, is this the deus clinic chat?", "greeting", None),
+        ("do you do lipo on the stomach", "fallback", None),
         ("where exactly is this smas layer located", "faq", "smas-layer-depth"),
         ("great, that helped a lot", "thanks", None),
         ("i wanna come for consultation, what dates are open", "booking", None),
@@ -474,29 +400,9 @@ def test_the_right_entry_is_at_least_offered(matcher: Matcher, message: str, ent
             "faq",
             "consultation",  # "visited" in the story books nothing
         ),
-    ],
-)
-def test_phrasings_from_the_final_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
-    match = matcher.match(message)
-    assert (match.intent, match.faq_id) == (intent, entry)
-
-
-@pytest.mark.parametrize(
-    ("message", "intent", "entry"),
-    [
         ("how long will i be in surgery", "fallback", None),
         ("what will the doctor check when i come in for consultation", "faq", "consultation"),  # no booking
         ("i want to schedule the surgery itself", "booking", None),
-    ],
-)
-def test_phrasings_from_the_seventeenth_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
-    match = matcher.match(message)
-    assert (match.intent, match.faq_id) == (intent, entry)
-
-
-@pytest.mark.parametrize(
-    ("message", "intent", "entry"),
-    [
         ("severe pain getting worse after my facelift, painkillers not helping", "urgent", None),
         ("my throat feels like its closing up, had the lift on friday", "urgent", None),
         ("My mother had her surgery with you yesterday and now she's very confused and keeps vomiting.", "urgent", None),
@@ -507,16 +413,6 @@ def test_phrasings_from_the_seventeenth_round(matcher: Matcher, message: str, in
         ("prefer an actual person tbh", "human", None),
         ("after chin shaving my jawline got saggy, is the mini lift meant for that?", "faq", "sagging-after-contour-surgery"),
         ("I'm 60, is it too late for me?", "faq", "candidates"),
-    ],
-)
-def test_phrasings_from_the_nineteenth_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
-    match = matcher.match(message)
-    assert (match.intent, match.faq_id) == (intent, entry)
-
-
-@pytest.mark.parametrize(
-    ("message", "intent", "entry"),
-    [
         ("my lips are drooping on one side and i cant close my eye, had smas lift 4 days ago", "urgent", None),
         ("after op severe pain in face getting worse every hour, painkiller not helping", "urgent", None),
         ("hi there, anyone online?", "greeting", None),
@@ -524,33 +420,8 @@ def test_phrasings_from_the_nineteenth_round(matcher: Matcher, message: str, int
         ("want reserve date for the surgery itself", "booking", None),
         ("How long does the operation itself take", "fallback", None),
         ("im man 45, can i also do it?", "faq", "candidates"),
-    ],
-)
-def test_phrasings_from_the_twenty_first_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
-    match = matcher.match(message)
-    assert (match.intent, match.faq_id) == (intent, entry)
-
-
-def test_asking_about_the_surgeon_as_a_man_is_not_about_men_as_patients(matcher: Matcher) -> None:
-    match = matcher.match("is the surgeon a man or a woman")
-    assert match.faq_id is None and "candidates" not in match.suggestions
-
-
-@pytest.mark.parametrize(
-    ("message", "intent", "entry"),
-    [
         ("What kind of person is the mini lift best for?", "faq", "candidates"),
         ("Ok I've read enough and my husband agreed too 😅 let's set a date for the consultation. Evenings work best for me", "booking", None),
-    ],
-)
-def test_phrasings_from_the_last_story_round(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
-    match = matcher.match(message)
-    assert (match.intent, match.faq_id) == (intent, entry)
-
-
-@pytest.mark.parametrize(
-    ("message", "intent", "entry"),
-    [
         ("there's a hard painful lump growing under my cheek since yesterday, surgery was on monday", "urgent", None),
         ("my lips and face swelled up right after taking the pills from the clinic and it's hard to swallow", "urgent", None),
         ("my vision is blurry and I have a terrible headache since the operation this morning", "urgent", None),
@@ -560,79 +431,22 @@ def test_phrasings_from_the_last_story_round(matcher: Matcher, message: str, int
         ("¿Hacen lifting facial en su clínica? Quiero información", "fallback", None),  # still another language
         ("heard facelifts take forever to heal. yours?", "faq", "recovery"),  # no question of years
         ("id like to get a date for the surgery", "booking", None),
-    ],
-)
-def test_phrasings_from_the_final_rounds(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
-    match = matcher.match(message)
-    assert (match.intent, match.faq_id) == (intent, entry)
-
-
-@pytest.mark.parametrize(
-    ("message", "intent", "entry"),
-    [
         ("consult on the 14th?", "booking", None),  # "14th" is a day of the month
         ("who's it for", "faq", "candidates"),
         ("how do i vet a surgeon", "faq", "choosing-a-clinic"),
         ("can you help me with my tax return lol", "fallback", None),
-    ],
-)
-def test_phrasings_from_the_last_measurement(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
-    match = matcher.match(message)
-    assert (match.intent, match.faq_id) == (intent, entry)
-
-
-@pytest.mark.parametrize(
-    ("message", "intent"),
-    [
-        # ordinary asymmetry "since my 30s" is not happening now
-        (
-            "I have quite an asymmetric face, one side droops more than the other since my 30s. "
-            "Would the surgery be designed differently for me, or is it a standard operation?",
-            "faq",
-        ),
-        ("my mouth droops on one side since yesterday after my lift", "urgent"),
-        ("How do I make a reservation? I want to come in and talk to the doctor about the SMAS lift.", "booking"),
-    ],
-)
-def test_requests_and_emergencies_from_the_last_round(matcher: Matcher, message: str, intent: str) -> None:
-    assert matcher.match(message).intent == intent
-
-
-@pytest.mark.parametrize(
-    ("message", "intent", "entry"),
-    [
         ("how does the doctor decide the direction of the lift for my face", "faq", "consultation"),  # not choosing a clinic
         ("I have a complicated question, can a doctor answer me personally", "human", None),
         ("my pet is sick, can you recommend a veterinarian", "fallback", None),
         ("scared of looking like a cat after lol, those stretched faces", "faq", "natural-results"),
-    ],
-)
-def test_phrasings_from_the_final_measurement(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
-    match = matcher.match(message)
-    assert (match.intent, match.faq_id) == (intent, entry)
-
-
-@pytest.mark.parametrize(
-    ("message", "intent", "entry"),
-    [
         ("F 44, jowls are showing, would you operate on me", "faq", "candidates"),
         ("which doctor would operate on me?", "fallback", None),  # who the surgeon is: staff
         ("can i see the doctor on monday", "booking", None),
-    ],
-)
-def test_who_is_operated_and_by_whom(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
-    match = matcher.match(message)
-    assert (match.intent, match.faq_id) == (intent, entry)
-
-
-@pytest.mark.parametrize(
-    ("message", "intent", "entry"),
-    [
         ("my eye won't close properly since the surgery yesterday", "urgent", None),
         ("I'm from Canada and have private health insurance through my employer. Would it cover any of this?", "fallback", None),
         ("will the scar be covered by my hair", "faq", "scars"),  # covered: hidden, not paid
     ],
 )
-def test_phrasings_from_the_closing_measurement(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
+def test_what_patients_write_gets_the_right_outcome(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
     match = matcher.match(message)
     assert (match.intent, match.faq_id) == (intent, entry)
