@@ -179,13 +179,12 @@ class Matcher:
             *(self._vocab[i] for i, c in enumerate(self.candidates) if c.kind != "out_of_scope")
         )
         self._out_of_scope_cues = self._cues_of(knowledge.out_of_scope, faq_and_intent_terms)
-        self._decisive_cues = {
-            self._candidate_index[("out_of_scope", topic.topic)]: self._cues_of([topic], faq_and_intent_terms)
-            for topic in knowledge.out_of_scope
-            if topic.decisive
-        }
-        self._exceptions = {
-            self._candidate_index[("out_of_scope", topic.topic)]: _Cues.of_phrases(self.analyzer.terms(u, correct_typos=False) for u in topic.unless)
+        # Per decisive topic: its cues, and the words that make it an ordinary rival ("unless").
+        self._decisive: dict[int, tuple[_Cues, _Cues]] = {
+            self._candidate_index[("out_of_scope", topic.topic)]: (
+                self._cues_of([topic], faq_and_intent_terms),
+                _Cues.of_phrases(self.analyzer.terms(u, correct_typos=False) for u in topic.unless),
+            )
             for topic in knowledge.out_of_scope
             if topic.decisive
         }
@@ -201,16 +200,8 @@ class Matcher:
         a several-word cue ("go home same day") counts only as a whole phrase,
         so that "home" or "day" in a patient's story is no cue on its own.
         """
-        singles: set[str] = set()
-        phrases: set[tuple[str, ...]] = set()
-        for topic in topics:
-            for keyword in topic.keywords:
-                terms = self.analyzer.terms(keyword, correct_typos=False)
-                if len(terms) == 1 and terms[0] not in shared:
-                    singles.add(terms[0])
-                elif len(terms) > 1:
-                    phrases.add(terms)
-        return _Cues(frozenset(singles), tuple(sorted(phrases)))
+        keywords = (self.analyzer.terms(k, correct_typos=False) for topic in topics for k in topic.keywords)
+        return _Cues.of_phrases(terms for terms in keywords if len(terms) > 1 or terms and terms[0] not in shared)
 
     def _cues(self, intent: str) -> tuple[tuple[str, ...], ...]:
         """Cue phrases of a social intent as word tuples, longest first."""
@@ -317,7 +308,7 @@ class Matcher:
         decision = self._decide(ranked, terms, text, asked=asked)
         # A request read from a whole story is checked against what its clauses ask too:
         # "Last clinic I visited did a 5 min consult. How thorough is yours?" books nothing.
-        if decision.intent in ("faq", "clarify", "fallback", "booking", "human") and not self._names_decisive_subject(asked):
+        if decision.intent in ("faq", "clarify", "fallback", "booking", "human") and self._decisive_subject(asked) is None:
             decision = self._consider_clauses(parts, decision, ranked)
         return decision
 
@@ -334,8 +325,9 @@ class Matcher:
         language = self.knowledge.language
         return any(w in language.personal or w in language.others for w in self.analyzer.surface_words(clause))
 
-    def _names_decisive_subject(self, terms: tuple[str, ...]) -> bool:
-        return any(cues.found_in(terms) and not self._exceptions[i].found_in(terms) for i, cues in self._decisive_cues.items())
+    def _decisive_subject(self, asked: tuple[str, ...]) -> int | None:
+        """The decisive out-of-scope topic the asking part names (price, risks...), if any."""
+        return next((i for i, (cues, unless) in self._decisive.items() if cues.found_in(asked) and not unless.found_in(asked)), None)
 
     def _split_social(self, surface: list[str]) -> tuple[Literal["greeting", "thanks"] | None, list[str]]:
         """Find greeting or thanks cue phrases; return the intent (thanks wins) and the other words."""
@@ -394,13 +386,13 @@ class Matcher:
         """Pick the outcome for a ranking; ``asked``: the terms of the part that asks (default: all)."""
         best = ranked.best()
         asked = terms if asked is None else asked
-        for topic_index, cues in self._decisive_cues.items():
-            # Naming price, risks, anaesthesia... always means the fallback: an FAQ
-            # topic named beside it ("the lift with fat grafting, how much?") is
-            # exactly where a wrong answer would look like a medical or money fact.
-            if cues.found_in(asked) and not self._exceptions[topic_index].found_in(asked):
-                topic_score = next((s for s, i in ranked.scores if i == topic_index), best[0] if best else 0.0)
-                return Match("fallback", score=topic_score, topic=self.candidates[topic_index].key)
+        # Naming price, risks, anaesthesia... always means the fallback: an FAQ
+        # topic named beside it ("the lift with fat grafting, how much?") is
+        # exactly where a wrong answer would look like a medical or money fact.
+        topic_index = self._decisive_subject(asked)
+        if topic_index is not None:
+            topic_score = next((s for s, i in ranked.scores if i == topic_index), best[0] if best else 0.0)
+            return Match("fallback", score=topic_score, topic=self.candidates[topic_index].key)
         if best is None or best[0] < SUGGEST_SCORE:
             return Match("fallback", score=best[0] if best else 0.0)
         score, index = best
