@@ -18,9 +18,9 @@ from bot.core.knowledge import Language
 from bot.core.text import squeeze_doubles, stem, words
 
 _AGE = re.compile(r"^(\d{2})(?:f|m|yo|y)?$")
-# "25 y/o" would become "25", "y" (chat for "why") and "o".
 # "the 14th", "3rd to 10th May": a day of the month.
 _DAY_OF_MONTH = re.compile(r"^(?:[1-9]|[12]\d|3[01])(?:st|nd|rd|th)$")
+# "25 y/o" would become "25", "y" (chat for "why") and "o".
 _AGE_WITH_SLASH = re.compile(r"\b(\d{2})\s*y\s*/\s*o\b", re.IGNORECASE)
 # Words shorter than this are not typo-corrected: "eye"/"eat", "lip"/"lid" are
 # one edit apart and both real, so correcting them guesses more than it fixes.
@@ -31,6 +31,8 @@ YOUNG_BELOW = 40
 # The synonym group of days, months and times in language.yaml: a number beside
 # one of them is a date ("march 15", "15 june"), not the patient's age.
 DATE_TERM = "date"
+# Common words shorter than this do not make a message English: English text is
+# full of "en", "de", "la"... (see Analyzer.is_english).
 _MIN_DICTIONARY_WORD = 5
 # Marks a term the patient implied rather than said ("~young" from "im 31"); the
 # matcher weighs it less than the word itself.
@@ -77,10 +79,7 @@ class Analyzer:
         return self._known
 
     def is_english(self, word: str) -> bool:
-        """A word of our vocabulary, a common English word, or a number ("45yo woman": English).
-
-        Short common words are left out: English text is full of "en", "de", "la"...
-        """
+        """A word of our vocabulary, a common English word, or a number ("45yo woman": English)."""
         if word in self._known or bool(_AGE.match(word)) or word.isdigit():
             return True
         return len(word) >= _MIN_DICTIONARY_WORD and word in self._dictionary
@@ -117,7 +116,7 @@ class Analyzer:
 
     def terms(self, text: str, *, correct_typos: bool = True) -> tuple[str, ...]:
         """Canonical terms of ``text``, in order, stopwords removed (duplicates kept)."""
-        tokens = self._expand(words(_AGE_WITH_SLASH.sub(r"\1yo", text)))
+        tokens = self._tokens(text)
         if correct_typos:
             tokens = [self.correct(t) for t in tokens]
         stems = [stem(t) for t in tokens]
@@ -133,10 +132,8 @@ class Analyzer:
             else:
                 token = stems[i]
                 age = _AGE.match(token)
-                beside_date = (out and out[-1] == DATE_TERM) or self._phrases.get(tuple(stems[i + 1 : i + 2])) == (DATE_TERM,)
-                if _DAY_OF_MONTH.match(token):
-                    out.append(DATE_TERM)
-                elif age and beside_date:
+                beside_date = age and ((out and out[-1] == DATE_TERM) or self._phrases.get(tuple(stems[i + 1 : i + 2])) == (DATE_TERM,))
+                if beside_date or _DAY_OF_MONTH.match(token):
                     out.append(DATE_TERM)
                 elif age and 15 <= int(age.group(1)) <= 99:
                     # "im 38", "38f": the patient is telling us their age; under 40 that
@@ -149,4 +146,8 @@ class Analyzer:
 
     def surface_words(self, text: str) -> list[str]:
         """Cleaned words with shorthand expanded and typos corrected, before stemming and synonyms."""
-        return [self.correct(t) for t in self._expand(words(_AGE_WITH_SLASH.sub(r"\1yo", text)))]
+        return [self.correct(t) for t in self._tokens(text)]
+
+    def _tokens(self, text: str) -> list[str]:
+        """Cleaned words with chat shorthand expanded."""
+        return self._expand(words(_AGE_WITH_SLASH.sub(r"\1yo", text)))
