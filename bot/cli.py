@@ -129,7 +129,9 @@ def cmd_faq_check(args: argparse.Namespace) -> int:
         return 1
     knowledge, _ = read_knowledge(args.path)
     assert knowledge is not None
-    print(f"ok: {len(knowledge.entries)} entries, {sum(len(e.questions) for e in knowledge.entries)} phrasings, {len(warnings)} warning(s)")
+    phrasings = sum(len(e.questions) for e in knowledge.entries)
+    examples = sum(len(messages) for messages in knowledge.examples.values())
+    print(f"ok: {len(knowledge.entries)} entries, {phrasings} phrasings, {examples} examples, {len(warnings)} warning(s)")
     return 0
 
 

@@ -55,8 +55,9 @@ class Outcome:
 class Report:
     outcomes: list[Outcome] = field(default_factory=list)
 
-    def _share(self, selected: list[Outcome], attribute: str) -> float:
-        return 100.0 * sum(getattr(o, attribute) for o in selected) / len(selected) if selected else 100.0
+    def _share(self, selected: list[Outcome], attribute: str, *, if_none: float = 100.0) -> float:
+        """Percentage of ``selected`` with ``attribute``; ``if_none`` when there is nothing to count."""
+        return 100.0 * sum(getattr(o, attribute) for o in selected) / len(selected) if selected else if_none
 
     @property
     def in_scope(self) -> list[Outcome]:
@@ -80,7 +81,7 @@ class Report:
 
     @property
     def wrong_answer_rate(self) -> float:
-        return self._share(self.outcomes, "wrong_answer")
+        return self._share(self.outcomes, "wrong_answer", if_none=0.0)
 
     @property
     def intent_accuracy(self) -> float:
@@ -88,7 +89,7 @@ class Report:
 
     @property
     def answered_out_of_scope_rate(self) -> float:
-        return self._share(self.out_of_scope, "wrong_answer")
+        return self._share(self.out_of_scope, "wrong_answer", if_none=0.0)  # none asked, none answered
 
     def misses(self) -> list[Outcome]:
         return [o for o in self.outcomes if not o.correct]

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import yaml
 
+from bot.core.knowledge import KnowledgeBase
 from bot.core.matcher import Matcher
-from bot.knowledge_files import Problem, read_knowledge, resolve_faq_paths
+from bot.evaluation import Case, Outcome
+from bot.knowledge_files import EXAMPLES_FILE, Problem, read_knowledge, resolve_faq_paths
 
 
 def check(path: Path | str | None = None) -> tuple[list[Problem], list[Problem]]:
@@ -34,7 +36,40 @@ def check(path: Path | str | None = None) -> tuple[list[Problem], list[Problem]]
                     faq_path, lines.get((entry.id, index), 1), f"{entry.id}.questions[{index}]",
                     f"{question!r} matches {winner.kind} {winner.key!r} better ({best[0]:.0f}) than its own entry ({own:.0f})",
                 ))
+    warnings += _unlearnt_examples(knowledge, matcher, faq_path.parent / EXAMPLES_FILE)
     return [], warnings
+
+
+def _unlearnt_examples(knowledge: KnowledgeBase, matcher: Matcher, path: Path) -> list[Problem]:
+    """Examples the bot would still not lead to their label, even as a "did you mean".
+
+    An example is itself indexed, so this means another rule wins (a price named
+    beside the topic sends it to staff) or other examples outweigh it: the
+    operator who added it should know it taught nothing.
+    """
+    if not knowledge.examples:
+        return []
+    lines = _example_lines(path)
+    warnings = []
+    for label, messages in knowledge.examples.items():
+        for index, message in enumerate(messages):
+            outcome = Outcome(Case(message, (label,)), matcher.match(message))
+            if not outcome.reached:
+                warnings.append(Problem(path, lines.get((label, index), 1), f"examples.{label}[{index}]",
+                                        f"{message!r} still gets {outcome.label}, not {label}"))
+    return warnings
+
+
+def _example_lines(path: Path) -> dict[tuple[str, int], int]:
+    """Line number of each example, by (label, index)."""
+    root = yaml.compose(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    lines: dict[tuple[str, int], int] = {}
+    for key_node, value_node in root.value:
+        if key_node.value == "examples" and isinstance(value_node, yaml.MappingNode):
+            for label_node, messages in value_node.value:
+                for index, node in enumerate(getattr(messages, "value", ())):
+                    lines[(label_node.value, index)] = node.start_mark.line + 1
+    return lines
 
 
 def _question_lines(faq_path: Path) -> dict[tuple[str, int], int]:

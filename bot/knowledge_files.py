@@ -1,4 +1,5 @@
-"""Read and validate the FAQ folder (``smas_mini_lift.yaml``, ``intents.yaml``, ``language.yaml``).
+"""Read and validate the FAQ folder (``smas_mini_lift.yaml``, ``intents.yaml``, ``language.yaml``,
+``examples.yaml``).
 
 Every problem is reported with the file, the line and the key, so an operator
 who broke the YAML knows exactly where to look. Validation walks PyYAML's node
@@ -14,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from bot.core.knowledge import (
+    EXAMPLE_INTENT_LABELS,
     INTENT_NAMES,
     BookingVocabulary,
     REQUIRED_TEXTS,
@@ -29,10 +31,14 @@ FAQ_FILE = "smas_mini_lift.yaml"
 INTENTS_FILE = "intents.yaml"
 LANGUAGE_FILE = "language.yaml"
 COMMON_WORDS_FILE = "common_words.txt"  # optional, beside language.yaml
+EXAMPLES_FILE = "examples.yaml"  # optional, beside the FAQ
 DEFAULT_FAQ_DIR = Path(__file__).resolve().parent.parent / "faq"
 
 _KEBAB = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _TITLE_MAX = 32  # fits one Telegram inline button on a phone without truncation
+# libyaml's parser when PyYAML has it (its wheels do): the examples file holds
+# thousands of messages, which the pure-Python parser takes a second to read.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,14 @@ def read_knowledge(path: Path | str | None = None) -> tuple[KnowledgeBase | None
     if reader.problems or intents_part is None:
         return None, reader.problems
     intents, urgent, out_of_scope, texts, booking = intents_part
+    examples: dict[str, tuple[str, ...]] = {}
+    examples_path = faq_path.parent / EXAMPLES_FILE
+    if examples_path.exists():
+        examples_root = reader.parse(examples_path)
+        if examples_root is not None:
+            examples = reader.examples(examples_path, examples_root, {e.id for e in entries})
+        if reader.problems:
+            return None, reader.problems
     knowledge = KnowledgeBase(
         entries=entries,
         intents=intents,
@@ -94,6 +108,7 @@ def read_knowledge(path: Path | str | None = None) -> tuple[KnowledgeBase | None
         texts=texts,
         language=language,
         booking=booking,
+        examples=examples,
     )
     return knowledge, []
 
@@ -121,7 +136,7 @@ class _Reader:
             self.problems.append(Problem(path, 1, "(file)", f"cannot be read: {exc}"))
             return None
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            root = yaml.compose(text, Loader=_YAML_LOADER)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark else 1
@@ -381,6 +396,44 @@ class _Reader:
             self.problems.append(Problem(path, 1, "(file)", f"cannot be read: {exc}"))
             return frozenset()
         return frozenset(word for line in lines if (word := line.strip().lower()) and not word.startswith("#"))
+
+    # -- examples.yaml ---------------------------------------------------------
+    def examples(self, path: Path, root: yaml.Node, entry_ids: set[str]) -> dict[str, tuple[str, ...]]:
+        """Labelled patient messages; every label must name an entry or an example intent."""
+        self._path = path
+        top = self.mapping(root, "")
+        if top is None:
+            return {}
+        self.unknown_keys(top, {"examples"}, "")
+        examples_node = self.required(top, root, "", "examples")
+        items = self.mapping(examples_node, "examples") if examples_node is not None else None
+        examples: dict[str, tuple[str, ...]] = {}
+        labelled: dict[str, str] = {}  # message (as compared) -> its label
+        for label, (label_node, value_node) in (items or {}).items():
+            key = f"examples.{label}"
+            if label not in entry_ids and label not in EXAMPLE_INTENT_LABELS:
+                known = ", ".join(EXAMPLE_INTENT_LABELS)
+                self.problem(label_node, key, f"{label!r} is neither an FAQ entry id nor one of {known}")
+                continue
+            if not isinstance(value_node, yaml.SequenceNode):
+                self.problem(value_node, key, f"must be a list of messages, found {_kind(value_node)}")
+                continue
+            messages: list[str] = []
+            for index, item in enumerate(value_node.value):
+                message = self.text(item, f"{key}[{index}]")
+                if message is None:
+                    continue
+                # Compared without case and spacing: the same message under two labels
+                # teaches the matcher both, a contradiction only an operator can settle.
+                same = " ".join(message.lower().split())
+                if same in labelled:
+                    where = "is listed twice" if labelled[same] == label else f"is already listed under {labelled[same]!r}"
+                    self.problem(item, f"{key}[{index}]", where)
+                    continue
+                labelled[same] = label
+                messages.append(message)
+            examples[label] = tuple(messages)
+        return examples
 
     # -- language.yaml ---------------------------------------------------------
     def language(self, path: Path, root: yaml.Node) -> Language:

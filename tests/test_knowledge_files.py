@@ -152,3 +152,45 @@ def test_exceptions_belong_to_decisive_topics_only(faq_copy: Path) -> None:
     errors = errors_of(faq_copy)
     line = line_of(intents, "unless: [fasting]")
     assert any(e.startswith(f"{intents}:{line}:") and ".unless: only a decisive topic can have exceptions" in e for e in errors), errors
+
+
+def examples_file(folder: Path, body: str) -> Path:
+    path = folder / "examples.yaml"
+    path.write_text("examples:\n" + body)
+    return path
+
+
+def test_an_example_under_an_unknown_label_names_file_line_and_label(faq_copy: Path) -> None:
+    path = examples_file(faq_copy, "  scars:\n    - will it leave a mark\n  scar-revision:\n    - can you fix an old scar\n")
+    assert errors_of(faq_copy) == [
+        f"{path}:4: examples.scar-revision: 'scar-revision' is neither an FAQ entry id nor one of @booking, @human, @fallback"
+    ]
+
+
+def test_the_same_example_under_two_labels_is_an_error(faq_copy: Path) -> None:
+    path = examples_file(faq_copy, "  scars:\n    - Will it leave a mark\n  recovery:\n    - will it  leave a mark\n")
+    assert errors_of(faq_copy) == [f"{path}:5: examples.recovery[0]: is already listed under 'scars'"]
+
+
+def test_examples_must_be_lists_of_messages(faq_copy: Path) -> None:
+    path = examples_file(faq_copy, "  scars: will it leave a mark\n  neck:\n    - [a, list]\n")
+    assert errors_of(faq_copy) == [
+        f"{path}:2: examples.scars: must be a list of messages, found 'will it leave a mark'",
+        f"{path}:4: examples.neck[0]: must be text, found a list",
+    ]
+
+
+def test_the_examples_file_is_optional(faq_copy: Path) -> None:
+    (faq_copy / "examples.yaml").unlink()
+    assert errors_of(faq_copy) == []
+    assert load_knowledge(faq_copy).examples == {}
+
+
+def test_warns_about_an_example_a_rule_still_overrides(faq_copy: Path) -> None:
+    # Naming a price always sends the patient to staff, whatever the example says.
+    path = examples_file(faq_copy, "  scars:\n    - does it leave a scar\n    - what does the scar treatment cost\n")
+    errors, warnings = check(faq_copy)
+    assert errors == []
+    assert [str(w) for w in warnings] == [
+        f"{path}:4: examples.scars[1]: 'what does the scar treatment cost' still gets @fallback, not scars"
+    ]

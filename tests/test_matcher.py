@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bot.core.analysis import HINT
+from bot.core.knowledge import KnowledgeBase
 from bot.core.matcher import ANSWER_SCORE, SUGGEST_SCORE, Matcher
 
 
@@ -450,3 +453,29 @@ def test_questions_in_everyday_words_are_answered(matcher: Matcher, message: str
 def test_what_patients_write_gets_the_right_outcome(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
     match = matcher.match(message)
     assert (match.intent, match.faq_id) == (intent, entry)
+
+
+def test_an_example_teaches_a_new_way_of_asking(knowledge: KnowledgeBase) -> None:
+    message = "melted candle face??"
+    assert Matcher(knowledge).match(message).intent == "clarify"
+    taught = with_examples(knowledge, {"cause-of-sagging": ("why does my face look like a melted candle",)})
+    match = Matcher(taught).match(message)
+    assert (match.intent, match.faq_id) == ("faq", "cause-of-sagging")
+
+
+def test_a_word_in_a_few_stories_does_not_stop_telling_its_topic(knowledge: KnowledgeBase) -> None:
+    # "candidate" tells the candidates entry from the rest; a handful of stories
+    # under other entries that happen to use it must not make it a common word.
+    stories = {
+        "scars": tuple(f"my friend {n} was a good candidate and healed well, will I have a scar" for n in "abcde"),
+        "recovery": tuple(f"the surgeon {n} said I'm a good candidate, how long is recovery" for n in "abcde"),
+    }
+    match = Matcher(with_examples(knowledge, stories)).match("who is this for")
+    assert (match.intent, match.faq_id) == ("faq", "candidates")
+
+
+def with_examples(knowledge: KnowledgeBase, extra: dict[str, tuple[str, ...]]) -> KnowledgeBase:
+    examples = dict(knowledge.examples)
+    for label, messages in extra.items():
+        examples[label] = examples.get(label, ()) + messages
+    return replace(knowledge, examples=examples)

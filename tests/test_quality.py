@@ -3,7 +3,8 @@
 ``../shared/eval/dev.yaml`` is the shared sample. The sets in ``tests/eval/``
 were written from the clinic's document, independently of the FAQ's phrasings,
 to measure how well the bot generalises to patients it has not seen; each
-file's header says who wrote it, when, and what it first measured.
+file's header says who wrote it, when, and what it first measured. Earlier sets
+became ``faq/examples.yaml``, which the matcher learns from; none of these is in it.
 """
 
 from __future__ import annotations
@@ -30,40 +31,13 @@ def floor(**below_target: float) -> dict[str, float]:
 QUALITY_FLOORS: dict[str, tuple[Path, dict[str, float]]] = {
     "dev": (DEFAULT_CASES, TARGETS),
     "patients": (EVAL / "patients.yaml", TARGETS),
-    "fresh": (EVAL / "patients_fresh.yaml", floor(reached=96.0)),
-    "third": (EVAL / "patients_third.yaml", floor(direct=89.5, reached=93.5)),
-    "fourth": (EVAL / "patients_fourth.yaml", floor(direct=90.5, reached=94.5, wrong=3.0)),
-    "fifth": (EVAL / "patients_fifth.yaml", floor(direct=88.0, reached=93.5, wrong=3.0)),
-    "sixth": (EVAL / "patients_sixth.yaml", floor(direct=89.0, reached=92.5, wrong=4.0)),
-    "seventh": (EVAL / "patients_seventh.yaml", floor(reached=95.5, wrong=3.0)),
-    "eighth": (EVAL / "patients_eighth.yaml", floor(direct=91.0, reached=94.5)),
-    "ninth": (EVAL / "patients_ninth.yaml", floor(direct=90.0, reached=94.0)),
-    "tenth": (EVAL / "patients_tenth.yaml", floor(reached=96.0)),
-    "eleventh": (EVAL / "patients_eleventh.yaml", TARGETS),
-    "twelfth": (EVAL / "patients_twelfth.yaml", floor(direct=93.0, reached=96.0, wrong=3.0)),
-    "thirteenth": (EVAL / "patients_thirteenth.yaml", TARGETS),
-    "fourteenth": (EVAL / "patients_fourteenth.yaml", floor(reached=97.5)),
-    "fifteenth": (EVAL / "patients_fifteenth.yaml", floor(reached=98.0)),
-    "sixteenth": (EVAL / "patients_sixteenth.yaml", TARGETS),
-    "seventeenth": (EVAL / "patients_seventeenth.yaml", floor(direct=90.5, reached=96.5)),
-    "eighteenth": (EVAL / "patients_eighteenth.yaml", TARGETS),
-    "nineteenth": (EVAL / "patients_nineteenth.yaml", TARGETS),
-    "twentieth": (EVAL / "patients_twentieth.yaml", floor(direct=90.5, reached=94.5)),
-    "twenty_first": (EVAL / "patients_twenty_first.yaml", floor(direct=92.0, reached=98.0)),
-    "twenty_second": (EVAL / "patients_twenty_second.yaml", floor(direct=90.5, reached=93.5, wrong=3.0)),
-    "twenty_third": (EVAL / "patients_twenty_third.yaml", floor(direct=93.0, reached=96.5)),
-    "twenty_fourth": (EVAL / "patients_twenty_fourth.yaml", TARGETS),
-    "twenty_fifth": (EVAL / "patients_twenty_fifth.yaml", floor(direct=89.5, reached=94.5)),
-    "twenty_sixth": (EVAL / "patients_twenty_sixth.yaml", floor(direct=91.0, reached=93.5, wrong=3.0)),
-    "twenty_seventh": (EVAL / "patients_twenty_seventh.yaml", floor(reached=97.0)),
-    "twenty_eighth": (EVAL / "patients_twenty_eighth.yaml", floor(direct=83.5, reached=94.0, wrong=3.0)),
-    "twenty_ninth": (EVAL / "patients_twenty_ninth.yaml", floor(reached=95.0, wrong=3.5)),
     "thirtieth": (EVAL / "patients_thirtieth.yaml", TARGETS),
-    "thirty_first": (EVAL / "patients_thirty_first.yaml", floor(direct=88.5, reached=95.5)),
-    "thirty_second": (EVAL / "patients_thirty_second.yaml", floor(reached=95.0, wrong=3.5)),
-    "thirty_third": (EVAL / "patients_thirty_third.yaml", floor(reached=96.5)),
-    "thirty_fourth": (EVAL / "patients_thirty_fourth.yaml", floor(direct=88.5, reached=94.0)),
-    "thirty_fifth": (EVAL / "patients_thirty_fifth.yaml", floor(reached=96.0, answered_out_of_scope=8.0)),
+    "thirty_first": (EVAL / "patients_thirty_first.yaml", TARGETS),
+    "thirty_second": (EVAL / "patients_thirty_second.yaml", TARGETS),
+    "thirty_third": (EVAL / "patients_thirty_third.yaml", TARGETS),
+    "thirty_fourth": (EVAL / "patients_thirty_fourth.yaml", floor(direct=91.0)),
+    "thirty_fifth": (EVAL / "patients_thirty_fifth.yaml", TARGETS),
+    "social_and_urgent": (EVAL / "patients_social_and_urgent.yaml", TARGETS),
 }
 
 
@@ -88,3 +62,12 @@ def test_quality_targets(name: str, reports: dict[str, Report]) -> None:
     assert report.wrong_answer_rate <= floors["wrong"], summary
     assert report.intent_accuracy >= floors["intents"], summary
     assert report.answered_out_of_scope_rate <= floors["answered_out_of_scope"], summary
+
+
+def test_no_evaluation_message_is_among_the_examples(matcher: Matcher) -> None:
+    """A set the matcher has learnt from would measure memory, not how it meets new patients."""
+    learnt = {" ".join(m.lower().split()) for messages in matcher.knowledge.examples.values() for m in messages}
+    assert len(learnt) > 1_000  # the real examples file is loaded
+    cases = [c for path, _ in QUALITY_FLOORS.values() if path.exists() for c in load_cases(path)]
+    copied = [c.question for c in cases if " ".join(c.question.lower().split()) in learnt]
+    assert not copied, copied

@@ -51,7 +51,12 @@ class Analyzer:
                 key = tuple(stem(w) for w in self._expand(words(variant)))
                 if key:
                     self._phrases.setdefault(key, target)
-        self._longest_phrase = max((len(k) for k in self._phrases), default=1)
+        # Phrase lengths by first stem, longest first: most words start no phrase,
+        # so they cost one lookup instead of one per possible length.
+        lengths: dict[str, set[int]] = {}
+        for key in self._phrases:
+            lengths.setdefault(key[0], set()).add(len(key))
+        self._phrase_lengths = {first: sorted(sizes, reverse=True) for first, sizes in lengths.items()}
         self._stopwords = frozenset(stem(w) for w in language.stopwords) - {t for ts in self._phrases.values() for t in ts}
         known: set[str] = set()
         for text in vocabulary:
@@ -123,8 +128,8 @@ class Analyzer:
         out: list[str] = []
         i = 0
         while i < len(stems):
-            for size in range(min(self._longest_phrase, len(stems) - i), 0, -1):
-                target = self._phrases.get(tuple(stems[i : i + size]))
+            for size in self._phrase_lengths.get(stems[i], ()):
+                target = self._phrases.get(tuple(stems[i : i + size])) if i + size <= len(stems) else None
                 if target is not None:
                     out.extend(target)
                     i += size

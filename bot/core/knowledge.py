@@ -12,6 +12,8 @@ from functools import cached_property
 # Intents the bot recognises besides FAQ questions. The order is the order of
 # precedence when two are equally likely.
 INTENT_NAMES: tuple[str, ...] = ("urgent", "booking", "human", "greeting", "thanks")
+# Labels an example message may carry besides an FAQ entry id (see KnowledgeBase.examples).
+EXAMPLE_INTENT_LABELS: tuple[str, ...] = ("@booking", "@human", "@fallback")
 
 # Fixed texts every deployment must provide (faq/intents.yaml, key ``texts``).
 REQUIRED_TEXTS: tuple[str, ...] = (
@@ -183,6 +185,9 @@ class KnowledgeBase:
     texts: dict[str, str]
     language: Language
     booking: BookingVocabulary = BookingVocabulary()
+    # Patients' own messages by what answers them: an entry id, "@booking", "@human"
+    # or "@fallback" (the document does not say). More ways of asking than phrasings.
+    examples: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @cached_property  # cached_property writes __dict__ directly, so it works on a frozen dataclass
     def _entries_by_id(self) -> dict[str, FaqEntry]:

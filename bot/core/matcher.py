@@ -47,7 +47,7 @@ CandidateKind = Literal["faq", "intent", "out_of_scope"]
 # in tests/eval/ (see `python -m bot eval`).
 ANSWER_SCORE = 50.0  # at or above: answer directly (if clearly ahead)
 SUGGEST_SCORE = 30.0  # at or above: worth offering as "did you mean"
-CLEAR_MARGIN = 8.0  # the best must lead the runner-up by this much to answer outright
+CLEAR_MARGIN = 10.0  # the best must lead the runner-up by this much to answer outright
 MAX_SUGGESTIONS = 3
 SECOND_OPINION_SCORE = 40.0
 # An answer needs this much IDF weight of the message's words in the entry's vocabulary.
@@ -56,6 +56,9 @@ MATCH_CACHE = 4_096  # distinct messages whose classification is remembered
 MATCH_CACHE_CHARS = 200
 RANK_DEPTH = 12  # candidates kept per ranking: enough for suggestions and rivals
 COMMON_POSTINGS = 2_000  # see Matcher.rank_terms
+# Examples are not listed under a word more of them use than this (see Matcher.__init__):
+# 100 halved the walk with no change on any evaluation set; 50 began to cost answers.
+WIDESPREAD_IN_EXAMPLES = 100
 # An FAQ entry beats an out-of-scope subject named in the message only by this much.
 OUT_OF_SCOPE_CUE_MARGIN = 5.0
 # Below this share of known words a message is treated as another language. English
@@ -66,7 +69,10 @@ FOREIGN_SHARE = 0.5
 UNKNOWN_WEIGHT = 1.2
 # Recall-leaning F-score: covering the phrasing matters more than covering the message.
 BETA = 2.0
-PHRASING_SHARE = 0.6  # share of the best-phrasing similarity in the score; the rest is vocabulary coverage
+# Share of the best-phrasing similarity in the score; the rest is vocabulary coverage.
+# With thousands of patients' examples (faq/examples.yaml) the nearest phrasing says
+# more than before: cross-validated over the examples, 0.75 beat 0.6 and 0.85.
+PHRASING_SHARE = 0.75
 
 CLAUSE_BOUNDARY = ""  # never a term
 # Weight of an implied term ("~young" from "im 31") against the word itself: an
@@ -76,6 +82,13 @@ HINT_WEIGHT = 0.5
 # much in the whole-message ranking, the two disagree: offer both, answer neither.
 DISAGREEMENT_MARGIN = 10.0
 SOCIAL_INTENTS = ("greeting", "thanks")
+FALLBACK_LABEL = "@fallback"  # the examples' label for questions the document does not answer
+UNANSWERED_EXAMPLES = "unanswered-examples"  # the out-of-scope candidate those examples make
+# Examples of one candidate that must use a word before it counts as that candidate's
+# word in term weights (see Matcher._inverse_document_frequency). Cross-validated
+# over the examples: 10 and 20 did best; counting every stray word answered
+# 1.5 points fewer questions directly.
+EXAMPLES_TO_COUNT = 10
 
 Intent = Literal["faq", "clarify", "booking", "human", "greeting", "thanks", "urgent", "fallback"]
 
@@ -99,13 +112,6 @@ class Match:
     also_asked: str | None = None  # a second question in the same message, offered as a follow-up
     topic: str | None = None  # the out-of-scope subject behind a fallback, when known
     empty: bool = False
-
-
-@dataclass(frozen=True)
-class _Phrasing:
-    candidate: int
-    terms: frozenset[str]
-    weight: float
 
 
 @dataclass
@@ -144,25 +150,40 @@ class Matcher:
         vocabulary += [*urgent.red_flags, *urgent.symptoms, *urgent.intensifiers, *urgent.post_op, *urgent.phrases]
         self.analyzer = Analyzer(knowledge.language, vocabulary)
 
-        term_sets = [[frozenset(self.analyzer.terms(t, correct_typos=False)) for t in texts] for texts in texts_by_candidate]
-        document_frequency: dict[str, int] = defaultdict(int)
-        for sets in term_sets:
-            for term in frozenset().union(*sets):
-                document_frequency[term] += 1
-        n = len(self.candidates)
-        self._idf = {t: math.log(1 + n / df) for t, df in document_frequency.items()}
+        curated_sets = [[frozenset(self.analyzer.terms(t, correct_typos=False)) for t in texts] for texts in texts_by_candidate]
+        # Patients' examples are phrasings too, and their words count like the FAQ's:
+        # an operator who teaches "melted candle" under an entry expects it to work.
+        example_sets = self._example_term_sets(knowledge.examples)
+        texts_by_candidate += [[] for _ in range(len(self.candidates) - len(texts_by_candidate))]
+        curated_sets += [[] for _ in range(len(self.candidates) - len(curated_sets))]
+        term_sets = [sets + example_sets.get(index, []) for index, sets in enumerate(curated_sets)]
+        self._idf = self._inverse_document_frequency(curated_sets, example_sets)
         self._vocab: list[frozenset[str]] = [frozenset().union(*sets) for sets in term_sets]
         # Cleaned phrasings per candidate, for the character-level second opinion.
         self._phrasing_texts: list[list[str]] = [[clean(t) for t in texts] for texts in texts_by_candidate]
-        self._phrasings: list[_Phrasing] = []
+        # Phrasings as parallel lists, for speed: their candidate, their terms, and
+        # their weight times BETA² (see rank_terms); postings list them by term.
+        self._phrasing_candidate: list[int] = []
+        self._phrasing_terms: list[frozenset[str]] = []
+        self._phrasing_scaled_weight: list[float] = []
         self._postings: dict[str, list[int]] = defaultdict(list)
-        for index, sets in enumerate(term_sets):
-            for terms in set(sets):
-                if not terms:
-                    continue
-                self._phrasings.append(_Phrasing(index, terms, sum(self._idf[t] for t in terms)))
+        # Words in so many examples ("what", "lift", "face") that listing the examples
+        # under them would make every message walk thousands of stories. Each example is
+        # listed under its other words only; rank_terms adds those words' weight for the
+        # examples it finds. An example made only of such words is listed under all.
+        in_examples: dict[str, int] = defaultdict(int)
+        for sets in example_sets.values():
+            for terms in sets:
                 for term in terms:
-                    self._postings[term].append(len(self._phrasings) - 1)
+                    in_examples[term] += 1
+        self._widespread = frozenset(t for t, count in in_examples.items() if count > WIDESPREAD_IN_EXAMPLES)
+        self._partly_listed: list[bool] = []
+        for index, sets in enumerate(curated_sets):
+            for terms in set(sets):
+                self._add_phrasing(index, terms, terms)
+        for index, sets in example_sets.items():
+            for terms in set(sets) - set(curated_sets[index]):
+                self._add_phrasing(index, terms, terms - self._widespread or terms)
         self._candidate_index = {(c.kind, c.key): i for i, c in enumerate(self.candidates)}
         self._starters: dict[str, list[tuple[str, ...]]] = defaultdict(list)
         for starter in knowledge.language.question_starters:
@@ -175,8 +196,10 @@ class Matcher:
                 self._social_cues[cue[0]].append((cue, intent))
         for cues in self._social_cues.values():
             cues.sort(key=lambda item: -len(item[0]))
+        # From the curated files only: a patient's story under an entry ("...cost me a
+        # fortune elsewhere") must not stop "cost" from naming the price.
         faq_and_intent_terms = frozenset().union(
-            *(self._vocab[i] for i, c in enumerate(self.candidates) if c.kind != "out_of_scope")
+            *(terms for i, c in enumerate(self.candidates) if c.kind != "out_of_scope" for terms in curated_sets[i])
         )
         self._out_of_scope_cues = self._cues_of(knowledge.out_of_scope, faq_and_intent_terms)
         # Per decisive topic: its cues, and the words that make it an ordinary rival ("unless").
@@ -192,6 +215,55 @@ class Matcher:
         # a bounded cache of the pure result saves the whole analysis for them.
         self._cached_match = lru_cache(maxsize=MATCH_CACHE)(self._match)
         self._urgent = _UrgentRules(self.analyzer, urgent, knowledge.language.personal)
+
+    def _add_phrasing(self, candidate: int, terms: frozenset[str], listed_under: frozenset[str]) -> None:
+        if terms:
+            for term in listed_under:
+                self._postings[term].append(len(self._phrasing_terms))
+            self._phrasing_candidate.append(candidate)
+            self._phrasing_terms.append(terms)
+            self._phrasing_scaled_weight.append(BETA * BETA * sum(self._idf[t] for t in terms))
+            self._partly_listed.append(listed_under != terms)
+
+    def _inverse_document_frequency(
+        self, curated_sets: list[list[frozenset[str]]], example_sets: dict[int, list[frozenset[str]]]
+    ) -> dict[str, float]:
+        """How telling each term is: rare across candidates weighs more.
+
+        A candidate counts for a term when its curated phrasings use it, or when
+        EXAMPLES_TO_COUNT of its examples do: one story under "scars" mentioning a
+        "candidate" must not make that word common. A term no candidate uses that
+        often counts every candidate whose examples have it at all.
+        """
+        regular: dict[str, int] = defaultdict(int)
+        anywhere: dict[str, int] = defaultdict(int)
+        for index, sets in enumerate(curated_sets):
+            in_examples: dict[str, int] = defaultdict(int)
+            for terms in example_sets.get(index, ()):
+                for term in terms:
+                    in_examples[term] += 1
+            own = frozenset().union(*sets)
+            for term in own | {t for t, count in in_examples.items() if count >= EXAMPLES_TO_COUNT}:
+                regular[term] += 1
+            for term in own | in_examples.keys():
+                anywhere[term] += 1
+        n = len(self.candidates)
+        return {term: math.log(1 + n / regular.get(term, count)) for term, count in anywhere.items()}
+
+    def _example_term_sets(self, examples: dict[str, tuple[str, ...]]) -> dict[int, list[frozenset[str]]]:
+        """Terms of patients' labelled messages by the candidate that answers them,
+        analysed as incoming messages are (typos corrected, as patients typed them)."""
+        targets = {("@" if c.kind == "intent" else "") + c.key: i for i, c in enumerate(self.candidates) if c.kind != "out_of_scope"}
+        if examples.get(FALLBACK_LABEL):
+            # Questions the document does not answer, as patients asked them: a rival
+            # that leads to the fallback, like the out-of-scope topics of intents.yaml.
+            self.candidates.append(Candidate("out_of_scope", UNANSWERED_EXAMPLES))
+            targets[FALLBACK_LABEL] = len(self.candidates) - 1
+        found: dict[int, list[frozenset[str]]] = defaultdict(list)
+        for label, messages in examples.items():
+            if (index := targets.get(label)) is not None:
+                found[index] += (frozenset(t for t in self.analyzer.terms(m) if not t.startswith(HINT)) for m in messages)
+        return found
 
     def _cues_of(self, topics: Iterable[OutOfScopeTopic], shared: frozenset[str]) -> _Cues:
         """The keywords of out-of-scope topics as term sequences.
@@ -234,22 +306,31 @@ class Matcher:
         # phrasings the rarer words found. The real FAQ never reaches the limit.
         rare = [t for t in known if len(self._postings[t]) <= COMMON_POSTINGS] or known
         common = [t for t in known if t not in rare]
-        overlap: dict[int, float] = defaultdict(float)
+        overlap: dict[int, float] = {}
+        get = overlap.get
         for term in rare:
             w = weights[term]
             for p in self._postings[term]:
-                overlap[p] += w
-        best_phrasing: dict[int, float] = defaultdict(float)
-        beta2 = BETA * BETA
+                overlap[p] = get(p, 0.0) + w
+        # The F-score of precision s/Q and recall s/W (s: the weight shared, Q: the
+        # message's, W: the phrasing's) is (1 + b²)·s / (b²·W + Q); b²·W is stored.
+        # Thousands of example phrasings pass through here, so the loop stays bare.
+        best_phrasing: dict[int, float] = {}
+        best = best_phrasing.get
+        candidate_of, scaled_weight, terms_of = self._phrasing_candidate, self._phrasing_scaled_weight, self._phrasing_terms
+        unlisted = [t for t in rare if t in self._widespread]
+        partly_listed = self._partly_listed
         for p, shared in overlap.items():
-            phrasing = self._phrasings[p]
             if common:
-                shared += sum(weights[t] for t in common if t in phrasing.terms)
-            precision = shared / query_weight
-            recall = shared / phrasing.weight
-            f = (1 + beta2) * precision * recall / (beta2 * precision + recall)
-            if f > best_phrasing[phrasing.candidate]:
-                best_phrasing[phrasing.candidate] = f
+                shared += sum(weights[t] for t in common if t in terms_of[p])
+            if unlisted and partly_listed[p]:
+                shared += sum(weights[t] for t in unlisted if t in terms_of[p])
+            f = shared / (scaled_weight[p] + query_weight)
+            if f > best(candidate_of[p], 0.0):
+                best_phrasing[candidate_of[p]] = f
+        scale = 1 + BETA * BETA
+        for candidate in best_phrasing:
+            best_phrasing[candidate] *= scale
         # Coverage can add at most (1 - PHRASING_SHARE) * 100, so candidates are
         # visited by phrasing similarity and the walk stops once none can enter the top.
         scores: list[tuple[float, int]] = []
@@ -505,7 +586,7 @@ def _contains(terms: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
     return any(terms[i : i + size] == phrase for i in range(len(terms) - size + 1))
 
 
-_Patterns = tuple["re.Pattern[str] | None", tuple[tuple["re.Pattern[str]", ...], ...]]
+_Patterns = tuple["re.Pattern[str] | None", tuple[tuple[tuple[str, ...], tuple["re.Pattern[str]", ...]], ...]]
 
 
 class _UrgentRules:
@@ -536,17 +617,21 @@ class _UrgentRules:
         costs one regex search per word list (plus the few ' + ' patterns).
         """
         singles: list[str] = []
-        combined: list[tuple[re.Pattern[str], ...]] = []
+        combined: list[tuple[tuple[str, ...], tuple[re.Pattern[str], ...]]] = []
         for text in texts:
             parts = []
+            literals = []
             for part in text.lower().split("+"):
                 tokens = [w + "*" if raw.endswith("*") else w for raw in part.split() for w in words(raw)[:1]]
                 if tokens:
                     parts.append(" ".join(re.escape(t[:-1]) + r"\S*" if t.endswith("*") else re.escape(t) for t in tokens))
+                    literals.append(tokens[0].rstrip("*"))
             if len(parts) == 1:
                 singles.append(parts[0])
             elif parts:
-                combined.append(tuple(re.compile(r"(?<!\S)(?:" + p + r")(?!\S)") for p in parts))
+                # Each part's first word must appear in the text: a substring test
+                # rules out almost every pattern before any regex runs.
+                combined.append((tuple(literals), tuple(re.compile(r"(?<!\S)(?:" + p + r")(?!\S)") for p in parts)))
         alternation = re.compile(r"(?<!\S)(?:" + "|".join(singles) + r")(?!\S)") if singles else None
         return alternation, tuple(combined)
 
@@ -555,7 +640,10 @@ class _UrgentRules:
         alternation, combined = patterns
         if alternation is not None and alternation.search(joined):
             return True
-        return any(all(part.search(joined) for part in pattern) for pattern in combined)
+        return any(
+            all(literal in joined for literal in literals) and all(part.search(joined) for part in pattern)
+            for literals, pattern in combined
+        )
 
     def matches(self, text: str) -> bool:
         tokens = self._analyzer.surface_words(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 # Longest message we analyse. Patients do paste long stories; beyond this the
 # tail adds noise and cost, never a better match.
@@ -57,6 +58,7 @@ def marked_clauses(text: str) -> list[tuple[str, bool]]:
     return [(c, q) for c, q in out if c and any(ch.isalnum() for ch in c)]
 
 
+@lru_cache(maxsize=50_000)  # patients use a few thousand distinct words; each is stemmed once
 def stem(word: str) -> str:
     """A deliberately light English stemmer: plural and -ing/-ed endings only.
 
