@@ -448,6 +448,16 @@ def test_questions_in_everyday_words_are_answered(matcher: Matcher, message: str
         ("my eye won't close properly since the surgery yesterday", "urgent", None),
         ("I'm from Canada and have private health insurance through my employer. Would it cover any of this?", "fallback", None),
         ("will the scar be covered by my hair", "faq", "scars"),  # covered: hidden, not paid
+        ("hi what exactly is the smas mini lift", "faq", "what-is-smas-mini-lift"),  # a greeting, then a question
+        ("ok got it, bye!", "thanks", None),
+        # "help" in a question is no plea, and "hot stoves" no symptom after surgery.
+        (
+            "I'm 50 and a chef, always standing over hot stoves. My cheeks have dropped and I have deep folds "
+            "next to my nose. Would the deep plane version help both at once?",
+            "faq",
+            "deep-plane-technique",
+        ),
+        ("severe pain getting worse, painkillers not working, had my smas lift monday", "urgent", None),
     ],
 )
 def test_what_patients_write_gets_the_right_outcome(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:

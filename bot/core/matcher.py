@@ -373,6 +373,8 @@ class Matcher:
                 return Match(social, score=100.0)  # "hi there, anyone online?": nothing else to answer
             # "heyy quick q whats a mini smas lift" asks too, without a question mark.
             asks = any(w in self.knowledge.language.question_starters for w in rest) and about_rest.intent == "faq"
+            # So does "hi what exactly is the smas mini lift", even where its words alone are too close to call.
+            asks = asks or (about_rest.intent == "clarify" and self._starts_a_question(" ".join(rest)))
             if not self._is_question(text) and not asks:
                 return Match(social, score=100.0)  # "got it, thanks for explaining", "hello deus team"
         terms = self.analyzer.terms(text)
