@@ -37,6 +37,9 @@ QUALITY_FLOORS: dict[str, tuple[Path, dict[str, float]]] = {
     "thirty_third": (EVAL / "patients_thirty_third.yaml", TARGETS),
     "thirty_fourth": (EVAL / "patients_thirty_fourth.yaml", floor(direct=91.0)),
     "thirty_fifth": (EVAL / "patients_thirty_fifth.yaml", TARGETS),
+    "thirty_ninth": (EVAL / "patients_thirty_ninth.yaml", TARGETS),
+    "fortieth": (EVAL / "patients_fortieth.yaml", floor(direct=89.0, reached=95.5)),
+    "forty_first": (EVAL / "patients_forty_first.yaml", floor(reached=95.5)),
     "social_and_urgent": (EVAL / "patients_social_and_urgent.yaml", TARGETS),
 }
 
