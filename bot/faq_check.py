@@ -9,7 +9,7 @@ import yaml
 from bot.core.knowledge import KnowledgeBase
 from bot.core.matcher import Matcher
 from bot.evaluation import Case, Outcome
-from bot.knowledge_files import EXAMPLES_FILE, Problem, read_knowledge, resolve_faq_paths
+from bot.knowledge_files import EXAMPLES_FILE, YAML_LOADER, Problem, read_knowledge, resolve_faq_paths
 
 
 def check(path: Path | str | None = None) -> tuple[list[Problem], list[Problem]]:
@@ -62,7 +62,7 @@ def _unlearnt_examples(knowledge: KnowledgeBase, matcher: Matcher, path: Path) -
 
 def _example_lines(path: Path) -> dict[tuple[str, int], int]:
     """Line number of each example, by (label, index)."""
-    root = yaml.compose(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    root = yaml.compose(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
     lines: dict[tuple[str, int], int] = {}
     for key_node, value_node in root.value:
         if key_node.value == "examples" and isinstance(value_node, yaml.MappingNode):
@@ -74,7 +74,7 @@ def _example_lines(path: Path) -> dict[tuple[str, int], int]:
 
 def _question_lines(faq_path: Path) -> dict[tuple[str, int], int]:
     """Line number of each question, by (entry id, index), for pointing warnings at the right line."""
-    root = yaml.compose(faq_path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    root = yaml.compose(faq_path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
     lines: dict[tuple[str, int], int] = {}
     for key_node, value_node in root.value:
         if key_node.value != "entries":

@@ -38,7 +38,7 @@ _KEBAB = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _TITLE_MAX = 32  # fits one Telegram inline button on a phone without truncation
 # libyaml's parser when PyYAML has it (its wheels do): the examples file holds
 # thousands of messages, which the pure-Python parser takes a second to read.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ class _Reader:
             self.problems.append(Problem(path, 1, "(file)", f"cannot be read: {exc}"))
             return None
         try:
-            root = yaml.compose(text, Loader=_YAML_LOADER)
+            root = yaml.compose(text, Loader=YAML_LOADER)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark else 1
