@@ -113,6 +113,10 @@ def cmd_unanswered(args: argparse.Namespace) -> int:
         print("Every question so far was answered from the FAQ.")
     for question, count in rows:
         print(f"{count:5d}  {question}")
+    if rows:
+        # The operator's next step: these are exactly what faq/examples.yaml teaches.
+        print("\nTo teach the bot one of these, add it to faq/examples.yaml under the entry that answers it")
+        print("(or under @fallback if the document does not), then run: python -m bot faq check")
     return 0
 
 

@@ -110,3 +110,4 @@ def test_unanswered_lists_what_patients_asked_most_first(tmp_path: Path) -> None
     lines = result.stdout.strip().splitlines()
     assert lines[0].split() == ["2", lines[0].split()[1]] and lines[0].lower().endswith("price?")
     assert lines[1].split()[0] == "1" and lines[1].endswith("is there parking")
+    assert "faq/examples.yaml" in result.stdout  # where to teach the bot what it missed
