@@ -458,6 +458,11 @@ def test_questions_in_everyday_words_are_answered(matcher: Matcher, message: str
             "deep-plane-technique",
         ),
         ("severe pain getting worse, painkillers not working, had my smas lift monday", "urgent", None),
+        ("operated 3 days ago, tonight my cheek blew up like a balloon with throbbing pain, what do I do", "urgent", None),
+        ("Thank you very much for explaining, have a nice day", "thanks", None),  # a courtesy, not a question
+        ("do you take fat from my belly to put in my face?", "faq", "fat-grafting-liposuction"),  # the donor site
+        ("do you do liposuction on my belly", "fallback", None),  # body liposuction: not in the document
+        ("does it tighten the loose skin under my chin too", "faq", "neck"),
     ],
 )
 def test_what_patients_write_gets_the_right_outcome(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:

@@ -453,7 +453,12 @@ class Matcher:
         return None
 
     def _is_question(self, text: str) -> bool:
-        return "?" in text or any(self._starts_a_question(c) for c in clauses(text))
+        """A question mark, or a clause that asks something other than a courtesy
+        ("thank you for explaining, have a nice day" asks nothing)."""
+        if "?" in text:
+            return True
+        asking = (self._question_in(c) for c in clauses(text))
+        return any(part is not None and self._split_social(self.analyzer.surface_words(part))[1] for part in asking)
 
     def _second_opinion(self, text: str, ranked: Ranked) -> int | None:
         """The ranked candidate whose phrasing is closest to ``text`` character by character."""
