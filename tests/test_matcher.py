@@ -471,11 +471,11 @@ def test_what_patients_write_gets_the_right_outcome(matcher: Matcher, message: s
 
 
 def test_an_example_teaches_a_new_way_of_asking(knowledge: KnowledgeBase) -> None:
-    message = "melted candle face??"
-    assert Matcher(knowledge).match(message).intent == "clarify"
-    taught = with_examples(knowledge, {"cause-of-sagging": ("why does my face look like a melted candle",)})
+    message = "pelican pouch too?"  # words no FAQ file uses
+    assert Matcher(knowledge).match(message).intent == "fallback"
+    taught = with_examples(knowledge, {"neck": ("can you fix my pelican pouch",)})
     match = Matcher(taught).match(message)
-    assert (match.intent, match.faq_id) == ("faq", "cause-of-sagging")
+    assert (match.intent, match.faq_id) == ("faq", "neck")
 
 
 def test_a_word_in_a_few_stories_does_not_stop_telling_its_topic(knowledge: KnowledgeBase) -> None:

@@ -35,6 +35,12 @@ def test_clauses_split_separate_questions() -> None:
     assert clauses("is it safe and how long does it take") == ["is it safe", "how long does it take"]
 
 
+def test_also_after_a_subject_is_part_of_the_question() -> None:
+    message = "since I'm flying in anyway, do you also do tummy tucks"
+    assert clauses(message) == [message]
+    assert clauses("and also") == ["and also"]  # nothing before the conjunction: no crash
+
+
 def test_a_spaced_dash_ends_a_clause_but_a_hyphen_does_not() -> None:
     assert clauses("before i book anything - what does it fix?") == ["before i book anything", "what does it fix"]
     assert clauses("is a mini-lift ok — or a full one") == ["is a mini-lift ok", "or a full one"]
