@@ -463,6 +463,8 @@ def test_questions_in_everyday_words_are_answered(matcher: Matcher, message: str
         ("do you take fat from my belly to put in my face?", "faq", "fat-grafting-liposuction"),  # the donor site
         ("do you do liposuction on my belly", "fallback", None),  # body liposuction: not in the document
         ("does it tighten the loose skin under my chin too", "faq", "neck"),
+        ("is the recovery painful?", "faq", "recovery"),  # a detail of a covered topic
+        ("does it hurt", "fallback", None),  # pain alone: the document says nothing
     ],
 )
 def test_what_patients_write_gets_the_right_outcome(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
