@@ -98,6 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_unanswered(args: argparse.Namespace) -> int:
     """What patients asked that the FAQ did not answer, most asked first."""
+    from bot.knowledge_files import EXAMPLES_FILE, resolve_faq_paths
     from bot.storage import Store
 
     config = _config_or_none(args)
@@ -115,8 +116,10 @@ def cmd_unanswered(args: argparse.Namespace) -> int:
         print(f"{count:5d}  {question}")
     if rows:
         # The operator's next step: these are exactly what faq/examples.yaml teaches.
-        print("\nTo teach the bot one of these, add it to faq/examples.yaml under the entry that answers it")
-        print("(or under @fallback if the document does not), then run: python -m bot faq check")
+        # faq.path may name the folder or the FAQ file; the examples sit beside the FAQ.
+        examples = resolve_faq_paths(config.faq_path)[0].parent / EXAMPLES_FILE
+        print(f"\nTo teach the bot one of these, add it to {examples} under the entry that answers it")
+        print(f"(or under @fallback if the document does not), then run: python -m bot faq check {config.faq_path}")
     return 0
 
 

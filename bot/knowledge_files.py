@@ -24,6 +24,7 @@ from bot.core.knowledge import (
     KnowledgeBase,
     Language,
     OutOfScopeTopic,
+    UNANSWERED_EXAMPLES,
     UrgentVocabulary,
 )
 
@@ -95,7 +96,7 @@ def read_knowledge(path: Path | str | None = None) -> tuple[KnowledgeBase | None
     examples: dict[str, tuple[str, ...]] = {}
     examples_path = faq_path.parent / EXAMPLES_FILE
     if examples_path.exists():
-        examples_root = reader.parse(examples_path)
+        examples_root = reader.parse(examples_path, may_be_empty=True)
         if examples_root is not None:
             examples = reader.examples(examples_path, examples_root, {e.id for e in entries})
         if reader.problems:
@@ -125,7 +126,8 @@ class _Reader:
         line = node.start_mark.line + 1 if node is not None else 1
         self.problems.append(Problem(self._path, line, key, message))
 
-    def parse(self, path: Path) -> yaml.Node | None:
+    def parse(self, path: Path, *, may_be_empty: bool = False) -> yaml.Node | None:
+        """The file's YAML node tree; None (and a problem, unless empty and allowed) when unusable."""
         self._path = path
         try:
             text = path.read_text(encoding="utf-8")
@@ -145,6 +147,8 @@ class _Reader:
         except yaml.YAMLError as exc:
             self.problems.append(Problem(path, 1, "(yaml)", f"not valid YAML: {exc}"))
             return None
+        if root is None and may_be_empty:
+            return None  # an empty or all-comment optional file: nothing in it yet
         if not isinstance(root, yaml.MappingNode):
             self.problems.append(Problem(path, 1, "(top level)", "must be a mapping of keys to values"))
             return None
@@ -330,6 +334,9 @@ class _Reader:
                     self.unknown_keys(items, {"topic", "keywords", "phrases", "decisive", "unless"}, key)
                     topic_name_node = self.required(items, topic_node, key, "topic")
                     topic = self.text(topic_name_node, f"{key}.topic") if topic_name_node is not None else None
+                    if topic == UNANSWERED_EXAMPLES:
+                        self.problem(topic_name_node, f"{key}.topic", f"{topic!r} is reserved for the @fallback examples")
+                        topic = None
                     kw_node = self.required(items, topic_node, key, "keywords")
                     keywords = self.text_list(kw_node, f"{key}.keywords", min_items=1) if kw_node is not None else None
                     phrases = self.text_list(items["phrases"][1], f"{key}.phrases") if "phrases" in items else ()
@@ -406,7 +413,9 @@ class _Reader:
             return {}
         self.unknown_keys(top, {"examples"}, "")
         examples_node = self.required(top, root, "", "examples")
-        items = self.mapping(examples_node, "examples") if examples_node is not None else None
+        if examples_node is None or examples_node.tag == "tag:yaml.org,2002:null":
+            return {}  # "examples:" with nothing under it yet
+        items = self.mapping(examples_node, "examples")
         examples: dict[str, tuple[str, ...]] = {}
         labelled: dict[str, str] = {}  # message (as compared) -> its label
         for label, (label_node, value_node) in (items or {}).items():

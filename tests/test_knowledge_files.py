@@ -186,6 +186,13 @@ def test_the_examples_file_is_optional(faq_copy: Path) -> None:
     assert load_knowledge(faq_copy).examples == {}
 
 
+@pytest.mark.parametrize("text", ["", "# nothing taught yet\n", "examples:\n", "examples:\n  # scars:\n"])
+def test_an_examples_file_with_nothing_in_it_yet_is_fine(faq_copy: Path, text: str) -> None:
+    (faq_copy / "examples.yaml").write_text(text)
+    assert errors_of(faq_copy) == []
+    assert load_knowledge(faq_copy).examples == {}
+
+
 def test_warns_about_an_example_a_rule_still_overrides(faq_copy: Path) -> None:
     # Naming a price always sends the patient to staff, whatever the example says.
     path = examples_file(faq_copy, "  scars:\n    - does it leave a scar\n    - what does the scar treatment cost\n")
@@ -194,3 +201,11 @@ def test_warns_about_an_example_a_rule_still_overrides(faq_copy: Path) -> None:
     assert [str(w) for w in warnings] == [
         f"{path}:4: examples.scars[1]: 'what does the scar treatment cost' still gets @fallback, not scars"
     ]
+
+
+def test_the_name_of_the_fallback_examples_topic_is_reserved(faq_copy: Path) -> None:
+    intents = faq_copy / "intents.yaml"
+    replace_in(intents, "  - topic: preparation\n", "  - topic: unanswered-examples\n")
+    errors = errors_of(faq_copy)
+    line = line_of(intents, "topic: unanswered-examples")
+    assert any(e.startswith(f"{intents}:{line}:") and "is reserved for the @fallback examples" in e for e in errors), errors

@@ -39,6 +39,10 @@ def test_also_after_a_subject_is_part_of_the_question() -> None:
     message = "since I'm flying in anyway, do you also do tummy tucks"
     assert clauses(message) == [message]
     assert clauses("and also") == ["and also"]  # nothing before the conjunction: no crash
+    assert clauses("what scars would I get with it and how long is the recovery") == [
+        "what scars would I get with it",
+        "how long is the recovery",
+    ]
 
 
 def test_a_spaced_dash_ends_a_clause_but_a_hyphen_does_not() -> None:

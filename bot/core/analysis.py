@@ -42,7 +42,9 @@ HINT = "~"
 class Analyzer:
     """Normalises text into canonical terms using the language data and the known vocabulary."""
 
-    def __init__(self, language: Language, vocabulary: Iterable[str]) -> None:
+    def __init__(self, language: Language, vocabulary: Iterable[str], *, other_english: Iterable[str] = ()) -> None:
+        """``vocabulary``: texts whose words typos are corrected towards; ``other_english``:
+        texts (patients' examples, typos and all) whose words only count as English."""
         self._shorthand = {key: tuple(value.split()) for key, value in language.shorthand.items() if " " not in key}
         self._phrases: dict[tuple[str, ...], tuple[str, ...]] = {}
         for canonical, variants in language.synonyms.items():
@@ -69,6 +71,7 @@ class Analyzer:
         for value in language.shorthand.values():
             known.update(value.split())
         self._known = frozenset(known)
+        self._other_english = frozenset(w for text in other_english for w in words(text))
         self._dictionary = language.dictionary
         # Typo candidates are bucketed by first letter: patients rarely get the
         # first letter wrong, and it keeps correction fast on large FAQs.
@@ -85,7 +88,7 @@ class Analyzer:
 
     def is_english(self, word: str) -> bool:
         """A word of our vocabulary, a common English word, or a number ("45yo woman": English)."""
-        if word in self._known or bool(_AGE.match(word)) or word.isdigit():
+        if word in self._known or word in self._other_english or bool(_AGE.match(word)) or word.isdigit():
             return True
         return len(word) >= _MIN_DICTIONARY_WORD and word in self._dictionary
 

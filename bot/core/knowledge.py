@@ -14,6 +14,8 @@ from functools import cached_property
 INTENT_NAMES: tuple[str, ...] = ("urgent", "booking", "human", "greeting", "thanks")
 # Labels an example message may carry besides an FAQ entry id (see KnowledgeBase.examples).
 EXAMPLE_INTENT_LABELS: tuple[str, ...] = ("@booking", "@human", "@fallback")
+# The out-of-scope topic the @fallback examples make; no topic of intents.yaml may take the name.
+UNANSWERED_EXAMPLES = "unanswered-examples"
 
 # Fixed texts every deployment must provide (faq/intents.yaml, key ``texts``).
 REQUIRED_TEXTS: tuple[str, ...] = (

@@ -38,7 +38,7 @@ from typing import Literal
 from rapidfuzz import fuzz, process
 
 from bot.core.analysis import HINT, Analyzer
-from bot.core.knowledge import KnowledgeBase, OutOfScopeTopic, UrgentVocabulary
+from bot.core.knowledge import UNANSWERED_EXAMPLES, KnowledgeBase, OutOfScopeTopic, UrgentVocabulary
 from bot.core.text import clauses, clean, marked_clauses, words
 
 CandidateKind = Literal["faq", "intent", "out_of_scope"]
@@ -83,7 +83,6 @@ HINT_WEIGHT = 0.5
 DISAGREEMENT_MARGIN = 10.0
 SOCIAL_INTENTS = ("greeting", "thanks")
 FALLBACK_LABEL = "@fallback"  # the examples' label for questions the document does not answer
-UNANSWERED_EXAMPLES = "unanswered-examples"  # the out-of-scope candidate those examples make
 # Examples of one candidate that must use a word before it counts as that candidate's
 # word in term weights (see Matcher._inverse_document_frequency). Cross-validated
 # over the examples: 10 and 20 did best; counting every stray word answered
@@ -148,11 +147,15 @@ class Matcher:
             if name in knowledge.intents:
                 vocabulary += [*knowledge.intents[name].phrases, *knowledge.intents[name].keywords]
         vocabulary += [*urgent.red_flags, *urgent.symptoms, *urgent.intensifiers, *urgent.post_op, *urgent.phrases]
-        self.analyzer = Analyzer(knowledge.language, vocabulary)
+        # Examples' words are English for the other-language check, but typos are not
+        # corrected towards them: they hold patients' own misspellings.
+        examples = (m for messages in knowledge.examples.values() for m in messages)
+        self.analyzer = Analyzer(knowledge.language, vocabulary, other_english=examples)
 
         curated_sets = [[frozenset(self.analyzer.terms(t, correct_typos=False)) for t in texts] for texts in texts_by_candidate]
         # Patients' examples are phrasings too, and their words count like the FAQ's:
-        # an operator who teaches "melted candle" under an entry expects it to work.
+        # an operator who teaches "pelican pouch" under an entry expects it to work
+        # (though typos of such a word are corrected only once the language data has it).
         example_sets = self._example_term_sets(knowledge.examples)
         texts_by_candidate += [[] for _ in range(len(self.candidates) - len(texts_by_candidate))]
         curated_sets += [[] for _ in range(len(self.candidates) - len(curated_sets))]
@@ -252,7 +255,10 @@ class Matcher:
 
     def _example_term_sets(self, examples: dict[str, tuple[str, ...]]) -> dict[int, list[frozenset[str]]]:
         """Terms of patients' labelled messages by the candidate that answers them,
-        analysed as incoming messages are (typos corrected, as patients typed them)."""
+        analysed as incoming messages are (typos corrected, as patients typed them).
+
+        Adds the candidate the @fallback examples make, so it runs before anything
+        sized by the candidates (term weights, the candidate index)."""
         targets = {("@" if c.kind == "intent" else "") + c.key: i for i, c in enumerate(self.candidates) if c.kind != "out_of_scope"}
         if examples.get(FALLBACK_LABEL):
             # Questions the document does not answer, as patients asked them: a rival

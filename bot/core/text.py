@@ -20,7 +20,8 @@ _CLAUSE_BREAK = re.compile(r"[?!.;\n]+|\s[-\u2013\u2014]+\s|\s+(?:and also|also|
 
 # A conjunction ("and", "also") starts a new question only after a clause of this many words.
 _MIN_WORDS_BEFORE_CONJUNCTION = 3
-# ...nor after a subject: "since I'm flying in anyway, do you also do X" is one question.
+# ...nor does "also" right after a subject: "since I'm flying in anyway, do you also
+# do X" is one question ("how much is it and how long..." is still two).
 _SUBJECT_PRONOUNS = frozenset({"i", "you", "u", "it", "we", "they"})
 _SUFFIXES_KEEP_DOUBLE = frozenset("lsz")
 # Words whose -ed is no ending: "scared" must not become "scar".
@@ -53,8 +54,10 @@ def marked_clauses(text: str) -> list[tuple[str, bool]]:
     for found in _CLAUSE_BREAK.finditer(text):
         before = text[start : found.start()].strip()
         words_before = before.split()
-        if found.group().strip().isalpha() and words_before and (
-            len(words_before) < _MIN_WORDS_BEFORE_CONJUNCTION or words_before[-1].lower() in _SUBJECT_PRONOUNS
+        conjunction = found.group().strip().lower()
+        if conjunction.isalpha() and words_before and (
+            len(words_before) < _MIN_WORDS_BEFORE_CONJUNCTION
+            or (conjunction == "also" and words_before[-1].lower() in _SUBJECT_PRONOUNS)
         ):
             continue  # "do you also do thread lifts" is one question, not "do you" + "do thread lifts"
         out.append((before, "?" in found.group()))
