@@ -465,6 +465,9 @@ def test_questions_in_everyday_words_are_answered(matcher: Matcher, message: str
         ("does it tighten the loose skin under my chin too", "faq", "neck"),
         ("is the recovery painful?", "faq", "recovery"),  # a detail of a covered topic
         ("does it hurt", "fallback", None),  # pain alone: the document says nothing
+        ("is the recovry painful", "faq", "recovery"),  # a misspelling the FAQ's own phrasings use
+        ("is it scarless?", "faq", "scars"),
+        ("how long do the swelling and bruising last", "faq", "recovery"),  # a detail of recovery
     ],
 )
 def test_what_patients_write_gets_the_right_outcome(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
