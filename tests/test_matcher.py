@@ -467,6 +467,8 @@ def test_questions_in_everyday_words_are_answered(matcher: Matcher, message: str
         ("does it hurt", "fallback", None),  # pain alone: the document says nothing
         ("is the recovry painful", "faq", "recovery"),  # a misspelling the FAQ's own phrasings use
         ("is it scarless?", "faq", "scars"),
+        # "on the table" is during the operation, not how long it takes.
+        ("can you fill the sunken spots on my face with my own fat while I'm already on the table", "faq", "fat-grafting-liposuction"),
         ("how long do the swelling and bruising last", "faq", "recovery"),  # a detail of recovery
     ],
 )

@@ -13,6 +13,8 @@ MAX_ANALYSED_CHARS = 1_000
 _APOSTROPHES = str.maketrans({"'": "", "\u2019": "", "\u2018": "", "`": "", "\u00b4": ""})
 # Three or more of the same letter ("sooooo", "pleeease") are emphasis, not spelling.
 _REPEATS = re.compile(r"(\w)\1{2,}")
+# Everything but letters and digits of any script (re's \w is str.isalnum() plus "_").
+_NOT_ALNUM = re.compile(r"[\W_]+")
 # Question marks, full stops, semicolons, line breaks and spaced dashes ("before
 # I book anything - what does it fix?") end a clause; used to find the separate
 # questions inside one message.
@@ -32,8 +34,7 @@ _NOT_INFLECTED = frozenset({"scared", "sacred", "naked", "wicked", "beloved", "c
 def clean(text: str) -> str:
     """NFKC-normalise, lowercase, drop control characters and emoji, keep letters/digits of any script."""
     text = unicodedata.normalize("NFKC", text[:MAX_ANALYSED_CHARS]).lower().translate(_APOSTROPHES)
-    chars = [ch if ch.isalnum() else " " for ch in text]
-    return _REPEATS.sub(r"\1\1", "".join(chars))
+    return _REPEATS.sub(r"\1\1", _NOT_ALNUM.sub(" ", text))
 
 
 def words(text: str) -> list[str]:
