@@ -501,3 +501,9 @@ def with_examples(knowledge: KnowledgeBase, extra: dict[str, tuple[str, ...]]) -
     for label, messages in extra.items():
         examples[label] = examples.get(label, ()) + messages
     return replace(knowledge, examples=examples)
+
+
+def test_words_an_example_taught_are_not_a_foreign_language(knowledge: KnowledgeBase) -> None:
+    taught = with_examples(knowledge, {"neck": ("can you fix my turkeyneck with platysmaplasty",)})
+    match = Matcher(taught).match("turkeyneck platysmaplasty possible?")
+    assert (match.intent, match.faq_id, match.topic) == ("faq", "neck", None)

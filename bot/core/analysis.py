@@ -42,9 +42,8 @@ HINT = "~"
 class Analyzer:
     """Normalises text into canonical terms using the language data and the known vocabulary."""
 
-    def __init__(self, language: Language, vocabulary: Iterable[str], *, other_english: Iterable[str] = ()) -> None:
-        """``vocabulary``: texts whose words typos are corrected towards; ``other_english``:
-        texts (patients' examples, typos and all) whose words only count as English."""
+    def __init__(self, language: Language, vocabulary: Iterable[str]) -> None:
+        """``vocabulary``: the texts whose words typos are corrected towards."""
         self._shorthand = {key: tuple(value.split()) for key, value in language.shorthand.items() if " " not in key}
         self._phrases: dict[tuple[str, ...], tuple[str, ...]] = {}
         for canonical, variants in language.synonyms.items():
@@ -71,7 +70,7 @@ class Analyzer:
         for value in language.shorthand.values():
             known.update(value.split())
         self._known = frozenset(known)
-        self._other_english = frozenset(w for text in other_english for w in words(text))
+        self._other_english: frozenset[str] = frozenset()
         self._dictionary = language.dictionary
         # Typo candidates are bucketed by first letter: patients rarely get the
         # first letter wrong, and it keeps correction fast on large FAQs.
@@ -86,9 +85,14 @@ class Analyzer:
     def known_words(self) -> frozenset[str]:
         return self._known
 
+    def count_as_english(self, terms: Iterable[str]) -> None:
+        """Also count these terms (of patients' examples) as English words, without
+        correcting typos towards them: examples keep patients' own misspellings."""
+        self._other_english = frozenset(terms)
+
     def is_english(self, word: str) -> bool:
         """A word of our vocabulary, a common English word, or a number ("45yo woman": English)."""
-        if word in self._known or word in self._other_english or bool(_AGE.match(word)) or word.isdigit():
+        if word in self._known or bool(_AGE.match(word)) or word.isdigit() or stem(word) in self._other_english:
             return True
         return len(word) >= _MIN_DICTIONARY_WORD and word in self._dictionary
 
@@ -139,9 +143,9 @@ class Analyzer:
                     break
             else:
                 token = stems[i]
-                age = _AGE.match(token)
+                age = _AGE.match(token) if token[0].isdigit() else None
                 beside_date = age and ((out and out[-1] == DATE_TERM) or self._phrases.get(tuple(stems[i + 1 : i + 2])) == (DATE_TERM,))
-                if beside_date or _DAY_OF_MONTH.match(token):
+                if beside_date or (token[0].isdigit() and _DAY_OF_MONTH.match(token)):
                     out.append(DATE_TERM)
                 elif age and 15 <= int(age.group(1)) <= 99:
                     # "im 38", "38f": the patient is telling us their age; under 40 that

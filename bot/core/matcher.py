@@ -147,16 +147,15 @@ class Matcher:
             if name in knowledge.intents:
                 vocabulary += [*knowledge.intents[name].phrases, *knowledge.intents[name].keywords]
         vocabulary += [*urgent.red_flags, *urgent.symptoms, *urgent.intensifiers, *urgent.post_op, *urgent.phrases]
-        # Examples' words are English for the other-language check, but typos are not
-        # corrected towards them: they hold patients' own misspellings.
-        examples = (m for messages in knowledge.examples.values() for m in messages)
-        self.analyzer = Analyzer(knowledge.language, vocabulary, other_english=examples)
+        self.analyzer = Analyzer(knowledge.language, vocabulary)
 
         curated_sets = [[frozenset(self.analyzer.terms(t, correct_typos=False)) for t in texts] for texts in texts_by_candidate]
         # Patients' examples are phrasings too, and their words count like the FAQ's:
         # an operator who teaches "pelican pouch" under an entry expects it to work
         # (though typos of such a word are corrected only once the language data has it).
         example_sets = self._example_term_sets(knowledge.examples)
+        # Words the examples taught ("turkeyneck") are English for the other-language check.
+        self.analyzer.count_as_english(t for sets in example_sets.values() for terms in sets for t in terms)
         texts_by_candidate += [[] for _ in range(len(self.candidates) - len(texts_by_candidate))]
         curated_sets += [[] for _ in range(len(self.candidates) - len(curated_sets))]
         term_sets = [sets + example_sets.get(index, []) for index, sets in enumerate(curated_sets)]
