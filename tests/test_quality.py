@@ -40,6 +40,9 @@ QUALITY_FLOORS: dict[str, tuple[Path, dict[str, float]]] = {
     "thirty_ninth": (EVAL / "patients_thirty_ninth.yaml", TARGETS),
     "fortieth": (EVAL / "patients_fortieth.yaml", floor(direct=89.0, reached=95.5)),
     "forty_first": (EVAL / "patients_forty_first.yaml", floor(reached=95.5)),
+    "fifty_first": (EVAL / "patients_fifty_first.yaml", TARGETS),
+    "fifty_second": (EVAL / "patients_fifty_second.yaml", TARGETS),
+    "fifty_third": (EVAL / "patients_fifty_third.yaml", TARGETS),
     "social_and_urgent": (EVAL / "patients_social_and_urgent.yaml", TARGETS),
 }
 
