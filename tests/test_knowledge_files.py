@@ -146,12 +146,18 @@ def test_the_common_words_list_is_optional(faq_copy: Path) -> None:
     assert load_knowledge(faq_copy).language.dictionary == frozenset()
 
 
-def test_exceptions_belong_to_decisive_topics_only(faq_copy: Path) -> None:
+def intents_error_after_edit(faq_copy: Path, old: str, new: str, needle: str) -> list[str]:
+    """Edit intents.yaml, then the errors reported on the line holding ``needle``."""
     intents = faq_copy / "intents.yaml"
-    replace_in(intents, "  - topic: preparation\n", "  - topic: preparation\n    unless: [fasting]\n")
-    errors = errors_of(faq_copy)
-    line = line_of(intents, "unless: [fasting]")
-    assert any(e.startswith(f"{intents}:{line}:") and ".unless: only a decisive topic can have exceptions" in e for e in errors), errors
+    replace_in(intents, old, new)
+    return [e for e in errors_of(faq_copy) if e.startswith(f"{intents}:{line_of(intents, needle)}:")]
+
+
+def test_exceptions_belong_to_decisive_topics_only(faq_copy: Path) -> None:
+    errors = intents_error_after_edit(
+        faq_copy, "  - topic: preparation\n", "  - topic: preparation\n    unless: [fasting]\n", "unless: [fasting]"
+    )
+    assert any(".unless: only a decisive topic can have exceptions" in e for e in errors), errors
 
 
 def examples_file(folder: Path, body: str) -> Path:
@@ -204,8 +210,7 @@ def test_warns_about_an_example_a_rule_still_overrides(faq_copy: Path) -> None:
 
 
 def test_the_name_of_the_fallback_examples_topic_is_reserved(faq_copy: Path) -> None:
-    intents = faq_copy / "intents.yaml"
-    replace_in(intents, "  - topic: preparation\n", "  - topic: unanswered-examples\n")
-    errors = errors_of(faq_copy)
-    line = line_of(intents, "topic: unanswered-examples")
-    assert any(e.startswith(f"{intents}:{line}:") and "is reserved for the @fallback examples" in e for e in errors), errors
+    errors = intents_error_after_edit(
+        faq_copy, "  - topic: preparation\n", "  - topic: unanswered-examples\n", "topic: unanswered-examples"
+    )
+    assert any("'unanswered-examples' is reserved for the @fallback examples" in e for e in errors), errors
