@@ -81,10 +81,6 @@ class Analyzer:
         self._buckets = {k: sorted(v) for k, v in buckets.items()}
         self.correct = lru_cache(maxsize=20_000)(self._correct)
 
-    @property
-    def known_words(self) -> frozenset[str]:
-        return self._known
-
     def count_as_english(self, terms: Iterable[str]) -> None:
         """Also count these terms (of patients' examples) as English words, without
         correcting typos towards them: examples keep patients' own misspellings."""
@@ -143,9 +139,10 @@ class Analyzer:
                     break
             else:
                 token = stems[i]
-                age = _AGE.match(token) if token[0].isdigit() else None
+                numeric = token[0].isdigit()  # the patterns below are tried on numbers only
+                age = _AGE.match(token) if numeric else None
                 beside_date = age and ((out and out[-1] == DATE_TERM) or self._phrases.get(tuple(stems[i + 1 : i + 2])) == (DATE_TERM,))
-                if beside_date or (token[0].isdigit() and _DAY_OF_MONTH.match(token)):
+                if beside_date or (numeric and _DAY_OF_MONTH.match(token)):
                     out.append(DATE_TERM)
                 elif age and 15 <= int(age.group(1)) <= 99:
                     # "im 38", "38f": the patient is telling us their age; under 40 that

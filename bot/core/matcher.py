@@ -29,8 +29,8 @@ from __future__ import annotations
 import bisect
 import math
 import re
+from collections import Counter, defaultdict
 from collections.abc import Iterable
-from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal
@@ -154,8 +154,9 @@ class Matcher:
         # an operator who teaches "pelican pouch" under an entry expects it to work
         # (though typos of such a word are corrected only once the language data has it).
         example_sets = self._example_term_sets(knowledge.examples)
+        in_examples = Counter(t for sets in example_sets.values() for terms in sets for t in terms)
         # Words the examples taught ("turkeyneck") are English for the other-language check.
-        self.analyzer.count_as_english(t for sets in example_sets.values() for terms in sets for t in terms)
+        self.analyzer.count_as_english(in_examples)
         texts_by_candidate += [[] for _ in range(len(self.candidates) - len(texts_by_candidate))]
         curated_sets += [[] for _ in range(len(self.candidates) - len(curated_sets))]
         term_sets = [sets + example_sets.get(index, []) for index, sets in enumerate(curated_sets)]
@@ -168,18 +169,13 @@ class Matcher:
         self._phrasing_candidate: list[int] = []
         self._phrasing_terms: list[frozenset[str]] = []
         self._phrasing_scaled_weight: list[float] = []
+        self._partly_listed: list[bool] = []  # listed under some of its terms only (below)
         self._postings: dict[str, list[int]] = defaultdict(list)
         # Words in so many examples ("what", "lift", "face") that listing the examples
         # under them would make every message walk thousands of stories. Each example is
         # listed under its other words only; rank_terms adds those words' weight for the
         # examples it finds. An example made only of such words is listed under all.
-        in_examples: dict[str, int] = defaultdict(int)
-        for sets in example_sets.values():
-            for terms in sets:
-                for term in terms:
-                    in_examples[term] += 1
         self._widespread = frozenset(t for t, count in in_examples.items() if count > WIDESPREAD_IN_EXAMPLES)
-        self._partly_listed: list[bool] = []
         for index, sets in enumerate(curated_sets):
             for terms in set(sets):
                 self._add_phrasing(index, terms, terms)
