@@ -38,7 +38,7 @@ def _jsonl_record(step) -> dict[str, object]:  # noqa: ANN001
     """The evaluation contract: one object per message, exactly these keys."""
     match = step.match
     if match is None:  # not reachable for text, kept for type safety
-        return {"intent": "fallback", "faq_id": None, "suggestions": [], "score": 0.0, "answer": ""}
+        return {"intent": "fallback", "faq_id": None, "suggestions": [], "score": 0.0, "answer": "", "lang": step.state.lang or "en"}
     if match.intent == "clarify":
         suggestions = list(match.suggestions)
     elif match.intent == "faq":
@@ -51,6 +51,7 @@ def _jsonl_record(step) -> dict[str, object]:  # noqa: ANN001
         "suggestions": suggestions,
         "score": float(match.score),
         "answer": "\n\n".join(r.text for r in step.replies),
+        "lang": step.state.lang or "en",
     }
 
 
@@ -143,12 +144,23 @@ def cmd_faq_check(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from bot.core.matcher import Matcher
+    from bot.core.understanding import Understanding
     from bot.evaluation import evaluate, load_cases
 
-    matcher = Matcher(load_knowledge(args.faq))
-    report = evaluate(matcher, load_cases(args.cases))
-    print(report.render())
+    understanding = Understanding(load_knowledge(args.faq))
+    for index, cases in enumerate(args.cases):
+        if len(args.cases) > 1:
+            print(("\n" if index else "") + f"== {cases}")
+        print(evaluate(understanding, load_cases(cases)).render())
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """How one message was understood: language, cues, candidates and the deciding rule."""
+    from bot.core.explain import explain
+
+    dialogue = _build_dialogue(args.faq)
+    print(explain(dialogue.understanding, args.message))
     return 0
 
 
@@ -183,8 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     unanswered.set_defaults(func=cmd_unanswered)
 
     ev = sub.add_parser("eval", help="measure answers on labelled messages")
-    ev.add_argument("cases", nargs="?", default=str(DEFAULT_CASES), help=f"YAML cases (default: {DEFAULT_CASES})")
+    ev.add_argument("cases", nargs="*", default=[str(DEFAULT_CASES)], help=f"YAML case files, any language (default: {DEFAULT_CASES})")
     ev.set_defaults(func=cmd_eval)
+
+    ex = sub.add_parser("explain", help="show how a message is understood: language, cues, candidates, the deciding rule")
+    ex.add_argument("message", help="the patient's message")
+    ex.set_defaults(func=cmd_explain)
     return parser
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import yaml
 
 from bot.core.knowledge import INTENT_NAMES
-from bot.core.matcher import Match, Matcher
+from bot.core.matcher import Match
+from bot.core.understanding import Understanding
 
 DEFAULT_CASES = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "dev.yaml"
 INTENT_LABELS = frozenset("@" + name for name in INTENT_NAMES)
@@ -26,6 +27,7 @@ class Case:
 class Outcome:
     case: Case
     match: Match
+    lang: str = "en"  # the language the message was read (and would be answered) in
 
     @property
     def label(self) -> str:
@@ -44,6 +46,10 @@ class Outcome:
     def reached(self) -> bool:
         """Correct directly, or the right entry was among the "did you mean" suggestions."""
         return self.correct or (self.match.intent == "clarify" and any(s in self.case.expect for s in self.match.suggestions))
+
+    @property
+    def urgent_reply(self) -> bool:
+        return self.match.intent == "urgent"
 
     @property
     def wrong_answer(self) -> bool:
@@ -91,6 +97,16 @@ class Report:
     def answered_out_of_scope_rate(self) -> float:
         return self._share(self.out_of_scope, "wrong_answer", if_none=0.0)  # none asked, none answered
 
+    @property
+    def urgent_recall(self) -> float:
+        """Share of messages whose main label is @urgent that got the urgent reply."""
+        urgent = [o for o in self.outcomes if o.case.expect[0] == "@urgent"]
+        return self._share(urgent, "urgent_reply")
+
+    def language_share(self, lang: str) -> float:
+        """Share of messages read (and so answered) in ``lang``."""
+        return 100.0 * sum(o.lang == lang for o in self.outcomes) / len(self.outcomes) if self.outcomes else 100.0
+
     def misses(self) -> list[Outcome]:
         return [o for o in self.outcomes if not o.correct]
 
@@ -103,6 +119,9 @@ class Report:
             f"wrong answers (all cases):     {self.wrong_answer_rate:5.1f}%",
             f"intent accuracy:               {self.intent_accuracy:5.1f}%",
             f"answered where @fallback:      {self.answered_out_of_scope_rate:5.1f}%",
+            f"urgent replies to @urgent:     {self.urgent_recall:5.1f}%",
+            "answered in:                   "
+            + ", ".join(f"{lang} {self.language_share(lang):.1f}%" for lang in sorted({o.lang for o in self.outcomes})),
         ]
         misses = self.misses()
         if misses:
@@ -129,5 +148,10 @@ def load_cases(path: Path | str) -> list[Case]:
     return cases
 
 
-def evaluate(matcher: Matcher, cases: list[Case]) -> Report:
-    return Report([Outcome(case, matcher.match(case.question)) for case in cases])
+def evaluate(understanding: Understanding, cases: list[Case]) -> Report:
+    """Read every case as a patient's first message (its language detected) and compare."""
+    outcomes = []
+    for case in cases:
+        understood = understanding.understand(case.question)
+        outcomes.append(Outcome(case, understood.match, understood.lang))
+    return Report(outcomes)

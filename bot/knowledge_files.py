@@ -80,18 +80,43 @@ def load_knowledge(path: Path | str | None = None) -> KnowledgeBase:
 
 
 def read_knowledge(path: Path | str | None = None) -> tuple[KnowledgeBase | None, list[Problem]]:
-    """Load the knowledge files, collecting problems instead of stopping at the first."""
+    """Load the knowledge files, collecting problems instead of stopping at the first.
+
+    The folder holds the default language (English); each subfolder holding its own
+    ``smas_mini_lift.yaml`` (``faq/ko/``) is another language, named by the folder:
+    the same entry ids with their own titles, answers, phrasings, intents and texts.
+    """
     faq_path, intents_path, language_path = resolve_faq_paths(path)
     reader = _Reader()
+    knowledge = _read_language(reader, faq_path, intents_path, language_path, code="en", default=None)
+    if knowledge is None or reader.problems:
+        return None, reader.problems
+    translations: dict[str, KnowledgeBase] = {}
+    for folder in sorted(p for p in faq_path.parent.iterdir() if p.is_dir() and (p / FAQ_FILE).exists()):
+        translated = _read_language(
+            reader, folder / FAQ_FILE, folder / INTENTS_FILE, folder / LANGUAGE_FILE, code=folder.name, default=knowledge
+        )
+        if translated is not None:
+            translations[folder.name] = translated
+    if reader.problems:
+        return None, reader.problems
+    return replace(knowledge, translations=translations), []
+
+
+def _read_language(
+    reader: _Reader, faq_path: Path, intents_path: Path, language_path: Path, *, code: str, default: KnowledgeBase | None
+) -> KnowledgeBase | None:
+    """One language's files; ``default`` is the knowledge a translation follows (ids, follow-ups)."""
     faq_root = reader.parse(faq_path)
     intents_root = reader.parse(intents_path)
-    language_root = reader.parse(language_path)
-    entries = reader.entries(faq_path, faq_root) if faq_root is not None else ()
+    # A translation may do without language.yaml: the n-gram matcher needs no word lists.
+    language_root = reader.parse(language_path) if default is None or language_path.exists() else None
+    entries = reader.entries(faq_path, faq_root, default=default) if faq_root is not None else ()
     language = reader.language(language_path, language_root) if language_root is not None else Language()
-    language = replace(language, dictionary=reader.common_words(language_path.parent / COMMON_WORDS_FILE))
+    language = replace(language, code=code, dictionary=reader.common_words(language_path.parent / COMMON_WORDS_FILE))
     intents_part = reader.intents_file(intents_path, intents_root) if intents_root is not None else None
     if reader.problems or intents_part is None:
-        return None, reader.problems
+        return None
     intents, urgent, out_of_scope, texts, booking = intents_part
     examples: dict[str, tuple[str, ...]] = {}
     examples_path = faq_path.parent / EXAMPLES_FILE
@@ -100,8 +125,8 @@ def read_knowledge(path: Path | str | None = None) -> tuple[KnowledgeBase | None
         if examples_root is not None:
             examples = reader.examples(examples_path, examples_root, {e.id for e in entries})
         if reader.problems:
-            return None, reader.problems
-    knowledge = KnowledgeBase(
+            return None
+    return KnowledgeBase(
         entries=entries,
         intents=intents,
         urgent=urgent,
@@ -111,7 +136,6 @@ def read_knowledge(path: Path | str | None = None) -> tuple[KnowledgeBase | None
         booking=booking,
         examples=examples,
     )
-    return knowledge, []
 
 
 class _Reader:
@@ -210,7 +234,8 @@ class _Reader:
                 self.problem(key_node, f"{key}.{name}" if key else name, f"unknown key (expected one of: {', '.join(sorted(allowed))})")
 
     # -- smas_mini_lift.yaml -----------------------------------------------
-    def entries(self, path: Path, root: yaml.Node) -> tuple[FaqEntry, ...]:
+    def entries(self, path: Path, root: yaml.Node, *, default: KnowledgeBase | None = None) -> tuple[FaqEntry, ...]:
+        """FAQ entries; in a translation (``default`` given) the same ids, with follow-ups and section optional."""
         self._path = path
         top = self.mapping(root, "")
         if top is None:
@@ -249,8 +274,11 @@ class _Reader:
             questions = self.text_list(questions_node, f"{key}.questions", min_items=1) if questions_node is not None else None
             answer_node = self.required(items, node, key, "answer")
             answer = self.text(answer_node, f"{key}.answer") if answer_node is not None else None
-            follow_node = self.required(items, node, key, "follow_ups")
-            follow_ups: tuple[str, ...] | None = ()
+            original = default.entry(entry_id) if default is not None and entry_id is not None else None
+            if default is not None and entry_id is not None and original is None:
+                self.problem(id_node, f"{key}.id", f"{entry_id!r} is not an entry of the default language ({default.code})")
+            follow_node = self.required(items, node, key, "follow_ups") if default is None or "follow_ups" in items else None
+            follow_ups: tuple[str, ...] | None = original.follow_ups if original is not None else ()
             if follow_node is not None and follow_node.tag != "tag:yaml.org,2002:null":
                 follow_ups = self.text_list(follow_node, f"{key}.follow_ups")
                 if follow_ups is not None and entry_id is not None:
@@ -267,6 +295,8 @@ class _Reader:
                 if title is not None and len(title) > _TITLE_MAX:
                     self.problem(items["title"][1], f"{key}.title", f"is {len(title)} characters; keep it within {_TITLE_MAX} so it fits a button")
             section = self.text(items["section"][1], f"{key}.section", allow_empty=True) if "section" in items else ""
+            if original is not None and not section:
+                section = original.section
             if None in (entry_id, questions, answer, follow_ups, keywords):
                 continue
             assert entry_id is not None and questions is not None and answer is not None
@@ -284,6 +314,9 @@ class _Reader:
         for node, key, ref in follow_up_refs:
             if ref not in id_lines:
                 self.problem(node, key, f"follows up {ref!r}, which is not an entry id")
+        if default is not None:
+            for missing in (e.id for e in default.entries if e.id not in id_lines):
+                self.problem(entries_node, "entries", f"{missing!r} has no text in this language (every entry needs one)")
         return tuple(entries)
 
     # -- intents.yaml --------------------------------------------------------
@@ -450,7 +483,19 @@ class _Reader:
         top = self.mapping(root, "")
         if top is None:
             return Language()
-        self.unknown_keys(top, {"shorthand", "synonyms", "stopwords", "personal", "others", "question_starters", "relative_pronouns"}, "")
+        self.unknown_keys(
+            top, {"shorthand", "synonyms", "stopwords", "personal", "others", "question_starters", "relative_pronouns", "script", "ngram_sizes"}, ""
+        )
+        script = self.text(top["script"][1], "script") if "script" in top else "LATIN"
+        sizes: list[int] = []
+        if "ngram_sizes" in top:
+            node = top["ngram_sizes"][1]
+            values = node.value if isinstance(node, yaml.SequenceNode) else [node]
+            for index, item in enumerate(values):
+                if isinstance(item, yaml.ScalarNode) and item.value.isdigit() and 1 <= int(item.value) <= 6:
+                    sizes.append(int(item.value))
+                else:
+                    self.problem(item, f"ngram_sizes[{index}]", "must be a whole number from 1 to 6")
         shorthand: dict[str, str] = {}
         if "shorthand" in top:
             items = self.mapping(top["shorthand"][1], "shorthand")
@@ -485,6 +530,8 @@ class _Reader:
             others=frozenset(w.lower() for w in others or ()),
             question_starters=frozenset(w.lower() for w in starters or ()),
             relative_pronouns=frozenset(w.lower() for w in relatives or ()),
+            script=(script or "LATIN").upper(),
+            ngram_sizes=tuple(sizes),
         )
 
 

@@ -390,7 +390,8 @@ class FrontDesk:
             if flood != "ok":
                 self._record_patient(chat_id, event)
                 if flood == "start":
-                    self.store.enqueue(chat_id, PATIENT_TEXT, {"text": self.texts["flood_notice"], "markup": None})
+                    notice = self.dialogue.speaking(state.lang).texts["flood_notice"]
+                    self.store.enqueue(chat_id, PATIENT_TEXT, {"text": notice, "markup": None})
                 if state.mode == "handoff" and message.text is not None:
                     self._relay_to_staff(chat_id, message)  # text still reaches staff, merged while they wait
                 return
@@ -398,7 +399,7 @@ class FrontDesk:
         step = self.dialogue.handle(state, event)
         self.store.save_session(chat_id, step.state)
         for action in step.actions:
-            self.perform(chat_id, action, message)
+            self.perform(chat_id, action, message, lang=step.state.lang)
         if any(isinstance(action, ForgetPatient) for action in step.actions):
             # Last, so nothing recorded while carrying out the other actions survives it.
             self.store.forget(chat_id)
@@ -426,20 +427,21 @@ class FrontDesk:
             if text.startswith("/"):
                 command = text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if len(text) > 1 else ""
                 if command in PATIENT_COMMANDS:
-                    return PatientCommand(command)
+                    user = update.effective_user
+                    return PatientCommand(command, language_hint=user.language_code if user is not None else None)
             return PatientText(text)
         kinds = ("sticker", "photo", "voice", "video", "document", "audio", "animation", "video_note", "location")
         return UnsupportedMessage(next((k for k in kinds if getattr(message, k, None)), "other"))
 
-    def perform(self, chat_id: int, action: Action, message: Message | None) -> None:
-        """Record one action of the core for this patient (sends go to the outbox)."""
+    def perform(self, chat_id: int, action: Action, message: Message | None, *, lang: str | None = None) -> None:
+        """Record one action of the core for this patient (sends go to the outbox); ``lang``: the patient's language."""
         if isinstance(action, Reply):
             self._reply(chat_id, action)
         elif isinstance(action, RecordUnanswered):
             self.store.add_unanswered(chat_id, action.question)
         elif isinstance(action, HandOff):
             self.store.open_handoff(chat_id, action.reason, urgent=action.reason == "urgent")
-            self._card(chat_id, action.reason, question=action.question)
+            self._card(chat_id, action.reason, question=action.question, lang=lang)
         elif isinstance(action, RelayToStaff):
             if message is not None:
                 self._relay_to_staff(chat_id, message)
@@ -449,7 +451,7 @@ class FrontDesk:
                 self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_patient_ended"]})
         elif isinstance(action, SubmitBooking):
             self.store.add_booking(chat_id, action.booking)
-            self._card(chat_id, "booking", booking=action.booking)
+            self._card(chat_id, "booking", booking=action.booking, lang=lang)
         elif isinstance(action, ForgetPatient):
             handoff = self.store.handoff(chat_id)
             if handoff is not None and handoff.thread_id is not None:
@@ -463,7 +465,7 @@ class FrontDesk:
             self.store.enqueue(chat_id, PATIENT_TEXT, {"text": chunk, "markup": markup if index == len(chunks) - 1 else None})
         self.store.add_transcript(chat_id, "bot", reply.text)
 
-    def _card(self, chat_id: int, reason: str, *, question: str = "", booking: Any = None) -> None:
+    def _card(self, chat_id: int, reason: str, *, question: str = "", booking: Any = None, lang: str | None = None) -> None:
         patient = self.store.patient(chat_id)
         lines = self.store.recent_transcript(chat_id, self.config.transcript_lines)
         card = render_card(
@@ -473,6 +475,7 @@ class FrontDesk:
             question=question,
             booking=booking,
             transcript=[(line.role, line.text) for line in lines],
+            language=self.dialogue.speaking(lang).texts["language_name"],
         )
         self.store.enqueue(chat_id, STAFF_CARD, {"text": card})
 
@@ -537,7 +540,7 @@ class FrontDesk:
         step = self.dialogue.handle(self.store.load_session(chat_id), event)
         self.store.save_session(chat_id, step.state)
         for action in step.actions:
-            self.perform(chat_id, action, None)
+            self.perform(chat_id, action, None, lang=step.state.lang)
         self.store.enqueue(chat_id, STAFF_NOTICE, {"text": notice})
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-JSON_KEYS = {"intent", "faq_id", "suggestions", "score", "answer"}
+# The contract operators' scripts read; "lang" (the language read and answered in) was added for Korean.
+JSON_KEYS = {"intent", "faq_id", "suggestions", "score", "answer", "lang"}
 INTENTS = {"faq", "clarify", "booking", "human", "greeting", "thanks", "urgent", "fallback"}
 
 
@@ -111,3 +112,29 @@ def test_unanswered_lists_what_patients_asked_most_first(tmp_path: Path) -> None
     assert lines[0].split() == ["2", lines[0].split()[1]] and lines[0].lower().endswith("price?")
     assert lines[1].split()[0] == "1" and lines[1].endswith("is there parking")
     assert "faq/examples.yaml" in result.stdout  # where to teach the bot what it missed
+
+
+def test_ask_jsonl_reports_the_language_it_answered_in(knowledge) -> None:  # noqa: ANN001
+    result = run_bot("ask", "--jsonl", stdin="흉터 많이 남아요?\ndoes it leave a scar\n")
+    korean, english = (json.loads(line) for line in result.stdout.splitlines())
+    assert (korean["lang"], korean["faq_id"]) == ("ko", "scars")
+    assert korean["answer"].startswith(knowledge.in_language("ko").entry("scars").answer)
+    assert (english["lang"], english["faq_id"]) == ("en", "scars")
+
+
+def test_explain_shows_language_candidates_and_the_deciding_rule() -> None:
+    english = run_bot("explain", "what are the risks of a deep plane lift")
+    assert english.returncode == 0, english.stderr
+    assert "language:    en" in english.stdout
+    assert "deep-plane-technique" in english.stdout  # the topic words point there...
+    assert "decisive subject: risks" in english.stdout  # ...and the asking part decides
+    assert "decision:    fallback" in english.stdout
+    korean = run_bot("explain", "흉터 많이 남아요?")
+    assert "language:    ko" in korean.stdout and "decision:    answer scars" in korean.stdout
+
+
+def test_eval_measures_several_files_and_korean() -> None:
+    result = run_bot("eval", str(ROOT.parent / "shared" / "eval" / "dev.yaml"), str(ROOT.parent / "shared" / "eval" / "dev_ko.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("direct accuracy") == 2
+    assert "answered in:                   ko 100.0%" in result.stdout

@@ -23,7 +23,7 @@ from tests.conftest import ROOT
 
 def test_the_core_imports_without_telegram_or_storage() -> None:
     code = (
-        "import sys, bot.core.dialogue, bot.core.matcher, bot.core.analysis;"
+        "import sys, bot.core.dialogue, bot.core.matcher, bot.core.analysis, bot.core.understanding, bot.core.explain;"
         "bad = [m for m in ('telegram', 'sqlite3', 'asyncio', 'bot.knowledge_files') if m in sys.modules];"
         "print(bad)"
     )

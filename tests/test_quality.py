@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.matcher import Matcher
+from bot.core.dialogue import Dialogue
 from bot.evaluation import DEFAULT_CASES, Report, evaluate, load_cases
 
 EVAL = Path(__file__).parent / "eval"
@@ -48,8 +48,8 @@ QUALITY_FLOORS: dict[str, tuple[Path, dict[str, float]]] = {
 
 
 @pytest.fixture(scope="module")
-def reports(matcher: Matcher) -> dict[str, Report]:
-    return {name: evaluate(matcher, load_cases(path)) for name, (path, _) in QUALITY_FLOORS.items() if path.exists()}
+def reports(dialogue: Dialogue) -> dict[str, Report]:
+    return {name: evaluate(dialogue.understanding, load_cases(path)) for name, (path, _) in QUALITY_FLOORS.items() if path.exists()}
 
 
 def test_each_own_set_is_large_enough_to_measure(reports: dict[str, Report]) -> None:

@@ -25,9 +25,11 @@ from bot.core.booking import (
 )
 from bot.core.knowledge import KnowledgeBase
 from bot.core.matcher import Match, Matcher
+from bot.core.text import MAX_ANALYSED_CHARS
+from bot.core.understanding import Understanding
 
 # Past this length a message is answered from its beginning, and the patient is told so.
-LONG_MESSAGE_CHARS = 1_000
+LONG_MESSAGE_CHARS = MAX_ANALYSED_CHARS
 
 FAQ_PREFIX = "faq:"
 ACTION_BOOK = "do:book"
@@ -57,6 +59,9 @@ class PatientCommand:
     """/start, /help, /book, /human, /end, /cancel."""
 
     name: str
+    # The language the patient's Telegram app is set to: until they write, it picks
+    # the language of the welcome (what they write decides after that).
+    language_hint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,7 @@ class SessionState:
     booking: BookingDraft | None = None
     last_faq_id: str | None = None
     confirming_forget: bool = False
+    lang: str | None = None  # the language the patient writes in; None until known
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -179,9 +185,10 @@ class SessionState:
             except TypeError:
                 booking = None
         last = data.get("last_faq_id")
+        lang = data.get("lang")
         return cls(
             mode=mode, booking=booking, last_faq_id=last if isinstance(last, str) else None,
-            confirming_forget=data.get("confirming_forget") is True,
+            confirming_forget=data.get("confirming_forget") is True, lang=lang if isinstance(lang, str) else None,
         )
 
 
@@ -199,16 +206,55 @@ class Step:
 
 
 class Dialogue:
-    """Decides replies from the knowledge base. Holds no per-patient state."""
+    """Decides replies from the knowledge base. Holds no per-patient state.
 
-    def __init__(self, knowledge: KnowledgeBase, matcher: Matcher | None = None, *, phone_region: str = "KR") -> None:
-        self.knowledge = knowledge
-        self.matcher = matcher or Matcher(knowledge)
-        self.texts = knowledge.texts
+    Replies are in the patient's language: each text they type (outside a booking,
+    whose answers are names and numbers) tells it, and a conversation in that
+    language answers. One such conversation per language shares the understanding.
+    """
+
+    def __init__(
+        self,
+        knowledge: KnowledgeBase,
+        matcher: Matcher | None = None,
+        *,
+        phone_region: str = "KR",
+        understanding: Understanding | None = None,
+        language: str | None = None,
+    ) -> None:
+        self.understanding = understanding or Understanding(knowledge, matcher)
+        self.knowledge = knowledge.in_language(language)
+        self.language = self.knowledge.code
+        self.matcher = self.understanding.matchers[self.language]
+        self.texts = self.knowledge.texts
         self.phone_region = phone_region
+        self._speakers: dict[str, Dialogue] = {self.language: self}
+        if language is None:
+            for code in knowledge.translations:
+                self._speakers[code] = Dialogue(knowledge, phone_region=phone_region, understanding=self.understanding, language=code)
+
+    def speaking(self, lang: str | None) -> Dialogue:
+        """The conversation in language ``lang`` (the default one when there is none)."""
+        return self._speakers.get(lang or self.language, self)
 
     def handle(self, state: SessionState, event: Event) -> Step:
-        """Process one event for one patient."""
+        """Process one event for one patient, in their language."""
+        lang = self._language_for(state, event)
+        if lang != state.lang:
+            state = replace(state, lang=lang)
+        return self.speaking(lang)._handle(state, event)
+
+    def _language_for(self, state: SessionState, event: Event) -> str:
+        if len(self._speakers) == 1:
+            return self.language
+        if isinstance(event, PatientText) and state.booking is None and not state.confirming_forget:
+            return self.understanding.language_of(event.text, state.lang)
+        if isinstance(event, PatientCommand) and state.lang is None and event.language_hint:
+            hint = event.language_hint.split("-")[0].lower()
+            return hint if hint in self._speakers else self.language
+        return state.lang if state.lang in self._speakers else self.language
+
+    def _handle(self, state: SessionState, event: Event) -> Step:
         if isinstance(event, StaffClosed):
             if state.mode != "handoff":
                 return Step(state)
@@ -220,11 +266,11 @@ class Dialogue:
             return Step(replace(state, confirming_forget=True), (Reply(self.texts["forget_confirm"], keyboard=keyboard),))
         if state.confirming_forget:
             if isinstance(event, PatientText) and self._is_label(event.text.strip(), "button_forget_yes"):
-                return Step(SessionState(), (ForgetPatient(), Reply(self.texts["forgotten"], remove_keyboard=True)))
+                return Step(SessionState(lang=state.lang), (ForgetPatient(), Reply(self.texts["forgotten"], remove_keyboard=True)))
             kept = Step(replace(state, confirming_forget=False), (Reply(self.texts["forget_kept"], remove_keyboard=True),))
             if isinstance(event, PatientText) and self._is_label(event.text.strip(), "button_forget_no"):
                 return kept
-            after = self.handle(kept.state, event)
+            after = self._handle(kept.state, event)
             return replace(after, actions=(*kept.actions, *after.actions))
         if state.mode == "handoff":
             return self._in_handoff(state, event)

@@ -100,6 +100,7 @@ REQUIRED_TEXTS: tuple[str, ...] = (
     "forget_kept",
     "flood_notice",
     "staff_patient_forgot",
+    "language_name",  # the language's own name, shown to staff on a patient's card
 )
 
 
@@ -174,6 +175,13 @@ class Language:
     relative_pronouns: frozenset[str] = frozenset()
     # Correctly spelt common words: never "corrected" into FAQ vocabulary.
     dictionary: frozenset[str] = frozenset()
+    # The language's code: the folder's name under faq/ ("ko"), or "en" for faq/ itself.
+    code: str = "en"
+    # The Unicode script of its letters (the first word of their Unicode names: LATIN,
+    # HANGUL...): what a message's language is told by (see bot.core.languages).
+    script: str = "LATIN"
+    # Character n-gram sizes of the n-gram matcher (bot.core.ngram_matcher) for this language.
+    ngram_sizes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -190,6 +198,24 @@ class KnowledgeBase:
     # Patients' own messages by what answers them: an entry id, "@booking", "@human"
     # or "@fallback" (the document does not say). More ways of asking than phrasings.
     examples: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The same knowledge in other languages (same entry ids, own texts and vocabulary),
+    # by language code; empty in a translation itself.
+    translations: dict[str, KnowledgeBase] = field(default_factory=dict)
+
+    @property
+    def code(self) -> str:
+        return self.language.code
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Every language this knowledge speaks, the default first."""
+        return (self.code, *self.translations)
+
+    def in_language(self, code: str | None) -> KnowledgeBase:
+        """This knowledge in language ``code``; the default language when it has no such translation."""
+        if code is None or code == self.code:
+            return self
+        return self.translations.get(code, self)
 
     @cached_property  # cached_property writes __dict__ directly, so it works on a frozen dataclass
     def _entries_by_id(self) -> dict[str, FaqEntry]:

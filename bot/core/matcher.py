@@ -39,7 +39,7 @@ from rapidfuzz import fuzz, process
 
 from bot.core.analysis import HINT, Analyzer
 from bot.core.knowledge import UNANSWERED_EXAMPLES, KnowledgeBase, OutOfScopeTopic, UrgentVocabulary
-from bot.core.text import clauses, clean, marked_clauses, words
+from bot.core.text import bare, clauses, clean, marked_clauses, words
 
 CandidateKind = Literal["faq", "intent", "out_of_scope"]
 
@@ -111,6 +111,8 @@ class Match:
     also_asked: str | None = None  # a second question in the same message, offered as a follow-up
     topic: str | None = None  # the out-of-scope subject behind a fallback, when known
     empty: bool = False
+    # Which rule decided, for `python -m bot explain`; not part of the decision itself.
+    reason: str = field(default="", compare=False)
 
 
 @dataclass
@@ -213,6 +215,7 @@ class Matcher:
         # a bounded cache of the pure result saves the whole analysis for them.
         self._cached_match = lru_cache(maxsize=MATCH_CACHE)(self._match)
         self._urgent = _UrgentRules(self.analyzer, urgent, knowledge.language.personal)
+        self._whole_social = whole_message_courtesies(knowledge)
 
     def _add_phrasing(self, candidate: int, terms: frozenset[str], listed_under: frozenset[str]) -> None:
         if terms:
@@ -352,32 +355,34 @@ class Matcher:
         return self._cached_match(text) if len(text) <= MATCH_CACHE_CHARS else self._match(text)
 
     def _match(self, text: str) -> Match:
+        if courtesy := self._whole_social.get(bare(text)):
+            return Match(courtesy, score=100.0, reason=f"the whole message is a {courtesy} phrase")  # type: ignore[arg-type]
         if not text or not any(ch.isalnum() for ch in text):
-            return Match("fallback", empty=not text.strip())
+            return Match("fallback", empty=not text.strip(), reason="no letters or digits")
         if self._urgent.matches(text):
-            return Match("urgent", score=100.0)
+            return Match("urgent", score=100.0, reason="urgent signs after surgery")
         surface = self.analyzer.surface_words(text)
         if len(surface) >= 3 and sum(self.analyzer.is_english(w) for w in surface) < FOREIGN_SHARE * len(surface):
             # Mostly words our vocabulary has never seen: another language ("¿Cuánto
             # cuesta el lifting SMAS?"). A stray shared word ("lifting") must not
             # pick an FAQ entry; staff can answer in the patient's language.
-            return Match("fallback", topic="other-language")
+            return Match("fallback", topic="other-language", reason="mostly words of another language")
         social, rest = self._split_social(surface)
         if social is not None:
             rest_terms = self.analyzer.terms(" ".join(rest))
             if not rest_terms:
-                return Match(social, score=100.0)
+                return Match(social, score=100.0, reason=f"{social} and nothing else")
             about_rest = self._decide(self.rank_terms(frozenset(rest_terms)), rest_terms)
             if about_rest.intent in ("booking", "human"):
                 return about_rest  # "thanks, i'd like to book" is a booking
             if about_rest.intent == "fallback" and about_rest.topic is None and about_rest.score < SUGGEST_SCORE:
-                return Match(social, score=100.0)  # "hi there, anyone online?": nothing else to answer
+                return Match(social, score=100.0, reason=f"{social}; the rest asks nothing we know")  # "hi there, anyone online?"
             # "heyy quick q whats a mini smas lift" asks too, without a question mark.
             asks = any(w in self.knowledge.language.question_starters for w in rest) and about_rest.intent == "faq"
             # So does "hi what exactly is the smas mini lift", even where its words alone are too close to call.
             asks = asks or (about_rest.intent == "clarify" and self._starts_a_question(" ".join(rest)))
             if not self._is_question(text) and not asks:
-                return Match(social, score=100.0)  # "got it, thanks for explaining", "hello deus team"
+                return Match(social, score=100.0, reason=f"{social}; no question asked")  # "got it, thanks for explaining"
         terms = self.analyzer.terms(text)
         parts = marked_clauses(text)
         # In a story around a question only the asking part can name a subject we
@@ -481,9 +486,10 @@ class Matcher:
         topic_index = self._decisive_subject(asked)
         if topic_index is not None:
             topic_score = next((s for s, i in ranked.scores if i == topic_index), best[0] if best else 0.0)
-            return Match("fallback", score=topic_score, topic=self.candidates[topic_index].key)
+            topic = self.candidates[topic_index].key
+            return Match("fallback", score=topic_score, topic=topic, reason=f"the asking part names a decisive subject: {topic}")
         if best is None or best[0] < SUGGEST_SCORE:
-            return Match("fallback", score=best[0] if best else 0.0)
+            return Match("fallback", score=best[0] if best else 0.0, reason=f"no candidate reaches {SUGGEST_SCORE:g}")
         score, index = best
         candidate = self.candidates[index]
         runner_up = ranked.scores[1][0] if len(ranked.scores) > 1 else 0.0
@@ -497,11 +503,11 @@ class Matcher:
                 score, index = oos
                 candidate = self.candidates[index]
         if candidate.kind == "out_of_scope":
-            return Match("fallback", score=score, topic=candidate.key)
+            return Match("fallback", score=score, topic=candidate.key, reason=f"nearest to a subject the document lacks: {candidate.key}")
         if candidate.kind == "intent":
             if score >= ANSWER_SCORE or score - runner_up >= CLEAR_MARGIN:
-                return Match(candidate.key, score=score)  # type: ignore[arg-type]
-            return Match("fallback", score=score)
+                return Match(candidate.key, score=score, reason=f"request ahead: {candidate.key}")  # type: ignore[arg-type]
+            return Match("fallback", score=score, reason=f"a request too weak to act on: {candidate.key}")
         if not names_out_of_scope:
             # No word of the message belongs only to a subject the document
             # lacks, so such a subject is no real rival ("is it permanent?"
@@ -512,26 +518,30 @@ class Matcher:
         )[:MAX_SUGGESTIONS]
         if sum(self.weight(t) for t in terms if t in self._vocab[index]) < MIN_EVIDENCE:
             # "face", "surgery", "lift": words every topic uses say too little to pick one.
-            return Match("clarify", suggestions=suggestions, score=score)
+            return Match("clarify", suggestions=suggestions, score=score, reason=f"evidence below {MIN_EVIDENCE:g}: only generic words")
         if score >= ANSWER_SCORE and score - runner_up >= CLEAR_MARGIN:
-            return Match("faq", faq_id=candidate.key, score=score)
+            return Match("faq", faq_id=candidate.key, score=score, reason=f"score >= {ANSWER_SCORE:g} and {CLEAR_MARGIN:g} ahead")
         if text and score >= SECOND_OPINION_SCORE and self._second_opinion(text, ranked) == index:
             # Too close to call on words alone, but the phrasing most similar
             # character by character belongs to the same entry: two different
             # signals agree, which on our evaluation never picked a wrong entry.
-            return Match("faq", faq_id=candidate.key, score=score)
-        return Match("clarify", suggestions=suggestions, score=score)
+            return Match("faq", faq_id=candidate.key, score=score, reason="close call settled by the nearest phrasing")
+        return Match("clarify", suggestions=suggestions, score=score, reason="too close to call: did you mean")
 
     def _consider_clauses(self, parts: list[tuple[str, bool]], whole: Match, ranked: Ranked) -> Match:
         """Handle messages holding several questions, or a question inside a long story."""
         if len(parts) < 2:
             return whole
+        flagged = [(clause, question_mark or self._starts_a_question(clause)) for clause, question_mark in parts]
+        # Only asking clauses are weighed below once there is one: a long story's other
+        # clauses need no ranking of their own (a 4,096-character message stays fast).
+        # A clause describing an emergency is never the question to answer.
+        asking = [(clause, True) for clause, asks in flagged if asks and not self._urgent.matches(clause)]
+        flagged = asking or [(clause, False) for clause, asks in flagged if not asks and not self._urgent.matches(clause)]
         decided: list[tuple[bool, Match]] = []
-        for clause, question_mark in parts:
-            if self._urgent.matches(clause):
-                continue
+        for clause, asks in flagged:
             terms = self.analyzer.terms(clause)
-            decided.append((question_mark or self._starts_a_question(clause), self._decide(self.rank_terms(frozenset(terms)), terms, clause)))
+            decided.append((asks, self._decide(self.rank_terms(frozenset(terms)), terms, clause)))
         top = ranked.best()
         if whole.intent != "faq" and top is not None and self.candidates[top[1]].kind == "intent":
             # The whole message leans to a request ("i want to talk to the doctor himself,
@@ -565,9 +575,20 @@ class Matcher:
         if leader is not None and leader[1] != chosen.faq_id and whole_scores.get(chosen.faq_id or "", 0.0) < leader[0] - DISAGREEMENT_MARGIN:
             # The asking clause and the whole message point to different entries:
             # "is smas the same idea or something else?" after a story about threads.
-            return Match("clarify", suggestions=(leader[1], chosen.faq_id or ""), score=chosen.score)
+            return Match("clarify", suggestions=(leader[1], chosen.faq_id or ""), score=chosen.score, reason="asking clause and whole message disagree")
         other = next((d.faq_id for d in ordered if d.faq_id != chosen.faq_id), None)
-        return replace(chosen, also_asked=other)
+        return replace(chosen, also_asked=other, reason="the asking clause decides: " + chosen.reason)
+
+
+def whole_message_courtesies(knowledge: KnowledgeBase) -> dict[str, str]:
+    """Greeting and thanks phrases as whole messages ("ok", "👍", "알겠습니다"), by their bare form."""
+    return {
+        key: name
+        for name in ("greeting", "thanks")
+        if name in knowledge.intents
+        for phrase in knowledge.intents[name].phrases
+        if (key := bare(phrase))
+    }
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ def render_card(
     question: str = "",
     booking: Booking | None = None,
     transcript: Iterable[tuple[str, str]] = (),
+    language: str = "",  # the patient's language, named in that language's own texts ("한국어")
 ) -> str:
     """The card text in Telegram HTML; every value coming from a patient is escaped."""
     urgent = reason == "urgent"
@@ -47,6 +48,9 @@ def render_card(
     if patient.username:
         lines.append(f"<b>Username:</b> @{escape(patient.username)}")
     lines.append(f"<b>Chat id:</b> <code>{patient.chat_id}</code>")
+    if language:
+        # Staff see at once which language to answer in (they may write in any).
+        lines.append(f"<b>Language:</b> {escape(language)}")
     lines.append(f"<b>Reason:</b> {escape(texts.get(f'staff_reason_{reason}', reason))}")
     if question:
         lines.append(f"<b>Message:</b> {escape(_clip(question, LINE_LIMIT))}")

@@ -6,9 +6,10 @@ import re
 import unicodedata
 from functools import lru_cache
 
-# Longest message we analyse. Patients do paste long stories; beyond this the
-# tail adds noise and cost, never a better match.
-MAX_ANALYSED_CHARS = 1_000
+# Longest message we analyse: Telegram's own limit for one message, so nothing a
+# patient sends is cut (a long story often asks its question in the last line).
+# Only a longer console paste is read from its beginning, and the patient is told.
+MAX_ANALYSED_CHARS = 4_096
 
 # Dropped, not spaced: "don't" is "dont". (Chained str.replace: str.translate with a
 # dict table costs more, and every example is cleaned at each start-up.)
@@ -39,6 +40,13 @@ def clean(text: str) -> str:
     for apostrophe in _APOSTROPHES:
         text = text.replace(apostrophe, "")
     return _REPEATS.sub(r"\1\1", _NOT_ALNUM.sub(" ", text))
+
+
+def bare(text: str) -> str:
+    """The message with nothing but its letters, digits and symbols (emoji): no spaces,
+    punctuation, skin tones or variation selectors. "OK!!" is "ok", "👍🏻" is "👍"."""
+    text = unicodedata.normalize("NFKC", text[:MAX_ANALYSED_CHARS]).lower()
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] not in "PZC" and unicodedata.category(ch) not in ("Mn", "Sk"))
 
 
 def words(text: str) -> list[str]:
