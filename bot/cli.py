@@ -155,6 +155,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train every language's classifier from the FAQ folder (needs scikit-learn)."""
+    from bot.knowledge_files import resolve_faq_paths
+
+    try:
+        from bot.train import train_folder
+        import sklearn  # noqa: F401 - only to say clearly what is missing
+    except ImportError:
+        print("train needs scikit-learn: pip install -e '.[train]'", file=sys.stderr)
+        return 2
+    knowledge = load_knowledge(args.faq)
+    base = resolve_faq_paths(args.faq)[0].parent
+    train_folder(knowledge, {code: base if code == knowledge.code else base / code for code in knowledge.languages})
+    return 0
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     """How one message was understood: language, cues, candidates and the deciding rule."""
     from bot.core.explain import explain
@@ -197,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="measure answers on labelled messages")
     ev.add_argument("cases", nargs="*", default=[str(DEFAULT_CASES)], help=f"YAML case files, any language (default: {DEFAULT_CASES})")
     ev.set_defaults(func=cmd_eval)
+
+    tr = sub.add_parser("train", help="train each language's classifier from the FAQ folder (needs scikit-learn)")
+    tr.set_defaults(func=cmd_train)
 
     ex = sub.add_parser("explain", help="show how a message is understood: language, cues, candidates, the deciding rule")
     ex.add_argument("message", help="the patient's message")

@@ -9,7 +9,8 @@ import yaml
 from bot.core.knowledge import KnowledgeBase
 from bot.core.matcher import Matcher
 from bot.evaluation import Case, Outcome
-from bot.knowledge_files import EXAMPLES_FILE, YAML_LOADER, Problem, read_knowledge, resolve_faq_paths
+from bot.core.model import is_current
+from bot.knowledge_files import EXAMPLES_FILE, MODEL_FILE, YAML_LOADER, Problem, read_knowledge, resolve_faq_paths
 
 
 def check(path: Path | str | None = None) -> tuple[list[Problem], list[Problem]]:
@@ -37,7 +38,25 @@ def check(path: Path | str | None = None) -> tuple[list[Problem], list[Problem]]
                     f"{question!r} matches {winner.kind} {winner.key!r} better ({best[0]:.0f}) than its own entry ({own:.0f})",
                 ))
     warnings += _unlearnt_examples(knowledge, matcher, faq_path.parent / EXAMPLES_FILE)
+    warnings += _model_warnings(knowledge, faq_path.parent)
     return [], warnings
+
+
+def _model_warnings(knowledge: KnowledgeBase, folder: Path) -> list[Problem]:
+    """A language without a trained classifier, or with one older than its files, answers
+    by the similarity ranking alone until `python -m bot train` runs again."""
+    warnings = []
+    for code in knowledge.languages:
+        translated = knowledge.in_language(code)
+        path = (folder if code == knowledge.code else folder / code) / MODEL_FILE
+        if translated.model is None:
+            message = "no trained classifier: run `python -m bot train` (needs pip install -e '.[train]')"
+        elif not is_current(translated.model, translated):
+            message = "the classifier was trained before the last edit of this language's files: run `python -m bot train`"
+        else:
+            continue
+        warnings.append(Problem(path, 1, f"({code} model)", message))
+    return warnings
 
 
 def _unlearnt_examples(knowledge: KnowledgeBase, matcher: Matcher, path: Path) -> list[Problem]:

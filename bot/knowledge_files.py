@@ -12,8 +12,10 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import yaml
 
+from bot.core.model import FeatureSpec, LinearModel
 from bot.core.knowledge import (
     EXAMPLE_INTENT_LABELS,
     INTENT_NAMES,
@@ -26,6 +28,7 @@ from bot.core.knowledge import (
     OutOfScopeTopic,
     UNANSWERED_EXAMPLES,
     UrgentVocabulary,
+    OwnSurgeryVocabulary,
 )
 
 FAQ_FILE = "smas_mini_lift.yaml"
@@ -33,6 +36,7 @@ INTENTS_FILE = "intents.yaml"
 LANGUAGE_FILE = "language.yaml"
 COMMON_WORDS_FILE = "common_words.txt"  # optional, beside language.yaml
 EXAMPLES_FILE = "examples.yaml"  # optional, beside the FAQ
+MODEL_FILE = "model.npz"  # optional, beside the FAQ: the trained classifier (python -m bot train)
 DEFAULT_FAQ_DIR = Path(__file__).resolve().parent.parent / "faq"
 
 _KEBAB = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -126,6 +130,14 @@ def _read_language(
             examples = reader.examples(examples_path, examples_root, {e.id for e in entries})
         if reader.problems:
             return None
+    model = None
+    model_path = faq_path.parent / MODEL_FILE
+    if model_path.exists():
+        try:
+            model = load_model(model_path)
+        except (OSError, ValueError, KeyError) as exc:
+            reader.problems.append(Problem(model_path, 1, "(file)", f"cannot be read ({exc}); run `python -m bot train` to rebuild it"))
+            return None
     return KnowledgeBase(
         entries=entries,
         intents=intents,
@@ -135,6 +147,8 @@ def _read_language(
         language=language,
         booking=booking,
         examples=examples,
+        model=model,
+        own_surgery=reader.own_surgery,
     )
 
 
@@ -142,6 +156,7 @@ class _Reader:
     """Walks YAML node trees, turning them into knowledge objects and recording problems."""
 
     def __init__(self) -> None:
+        self.own_surgery = OwnSurgeryVocabulary()  # of the intents file read last
         self.problems: list[Problem] = []
         self._path = Path()
 
@@ -327,7 +342,17 @@ class _Reader:
         top = self.mapping(root, "")
         if top is None:
             return None
-        self.unknown_keys(top, {"intents", "out_of_scope", "booking", "texts"}, "")
+        self.unknown_keys(top, {"intents", "out_of_scope", "booking", "texts", "own_surgery"}, "")
+        self.own_surgery = OwnSurgeryVocabulary()
+        if "own_surgery" in top:
+            node = top["own_surgery"][1]
+            items = self.mapping(node, "own_surgery")
+            if items is not None:
+                lists = ("cues", "since", "operations", "unless")
+                self.unknown_keys(items, set(lists), "own_surgery")
+                values = {name: self.text_list(items[name][1], f"own_surgery.{name}") if name in items else () for name in lists}
+                if all(v is not None for v in values.values()):
+                    self.own_surgery = OwnSurgeryVocabulary(**values)  # type: ignore[arg-type]
         intents: dict[str, IntentVocabulary] = {}
         urgent: UrgentVocabulary | None = None
         intents_node = self.required(top, root, "", "intents")
@@ -414,7 +439,7 @@ class _Reader:
 
     def _urgent(self, node: yaml.Node, items: dict[str, tuple[yaml.Node, yaml.Node]], key: str) -> UrgentVocabulary | None:
         lists = ("red_flags", "symptoms", "intensifiers", "post_op")
-        optional = ("hypothetical", "happening_now", "phrases")
+        optional = ("hypothetical", "happening_now", "phrases", "settled", "worsening")
         self.unknown_keys(items, set(lists) | set(optional), key)
         values: dict[str, tuple[str, ...] | None] = {}
         for name in lists:
@@ -545,3 +570,36 @@ def _kind(node: yaml.Node | None) -> str:
     if node.tag == "tag:yaml.org,2002:null":
         return "nothing (null)"
     return f"{node.value!r}"
+
+
+# -- model.npz -------------------------------------------------------------------
+def save_model(model: LinearModel, path: Path) -> None:
+    """Write a trained classifier (see bot.train) as compressed arrays, no pickles."""
+    vocabulary = sorted(model.index, key=model.index.__getitem__)
+    np.savez_compressed(
+        path,
+        labels=np.array(model.labels),
+        vocabulary=np.array(vocabulary),
+        idf=model.idf,
+        weights=model.weights,
+        bias=model.bias,
+        spec=np.array(model.spec.to_list()),
+        fingerprint=np.array(model.fingerprint),
+        temperature=np.array(model.temperature),
+    )
+
+
+def load_model(path: Path) -> LinearModel:
+    """Weights written by :func:`save_model`."""
+    with np.load(path, allow_pickle=False) as data:
+        vocabulary = data["vocabulary"].tolist()
+        return LinearModel(
+            labels=tuple(data["labels"].tolist()),
+            index={feature: row for row, feature in enumerate(vocabulary)},
+            idf=data["idf"].astype(np.float64),
+            weights=data["weights"].astype(np.float64),
+            bias=data["bias"].astype(np.float64),
+            spec=FeatureSpec.from_list([int(v) for v in data["spec"].tolist()]),
+            fingerprint=str(data["fingerprint"]),
+            temperature=float(data["temperature"]) if "temperature" in data else 1.0,
+        )

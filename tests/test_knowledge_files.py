@@ -204,7 +204,8 @@ def test_warns_about_an_example_a_rule_still_overrides(faq_copy: Path) -> None:
     path = examples_file(faq_copy, "  scars:\n    - does it leave a scar\n    - what does the scar treatment cost\n")
     errors, warnings = check(faq_copy)
     assert errors == []
-    assert [str(w) for w in warnings] == [
+    # (A replaced examples file also leaves the classifier stale; that warning is tested below.)
+    assert [str(w) for w in warnings if w.key.startswith("examples.")] == [
         f"{path}:4: examples.scars[1]: 'what does the scar treatment cost' still gets @fallback, not scars"
     ]
 
@@ -214,3 +215,14 @@ def test_the_name_of_the_fallback_examples_topic_is_reserved(faq_copy: Path) -> 
         faq_copy, "  - topic: preparation\n", "  - topic: unanswered-examples\n", "topic: unanswered-examples"
     )
     assert any("'unanswered-examples' is reserved for the @fallback examples" in e for e in errors), errors
+
+
+def test_faq_check_warns_when_the_classifier_is_older_than_an_edit(faq_copy: Path) -> None:
+    assert not [w for w in check(faq_copy)[1] if "classifier" in w.message]
+    examples = faq_copy / "ko" / "examples.yaml"
+    examples.write_text(examples.read_text(encoding="utf-8") + '  - "주차 되나요? 차 가져가려고요"\n', encoding="utf-8")
+    errors, warnings = check(faq_copy)
+    assert not errors
+    stale = [w for w in warnings if "classifier" in w.message]
+    assert [(w.path, w.key) for w in stale] == [(faq_copy / "ko" / "model.npz", "(ko model)")], stale
+    assert "python -m bot train" in stale[0].message

@@ -442,7 +442,6 @@ def test_questions_in_everyday_words_are_answered(matcher: Matcher, message: str
         ("I have a complicated question, can a doctor answer me personally", "human", None),
         ("my pet is sick, can you recommend a veterinarian", "fallback", None),
         ("scared of looking like a cat after lol, those stretched faces", "faq", "natural-results"),
-        ("F 44, jowls are showing, would you operate on me", "faq", "candidates"),
         ("which doctor would operate on me?", "fallback", None),  # who the surgeon is: staff
         ("can i see the doctor on monday", "booking", None),
         ("my eye won't close properly since the surgery yesterday", "urgent", None),
@@ -475,6 +474,17 @@ def test_questions_in_everyday_words_are_answered(matcher: Matcher, message: str
 def test_what_patients_write_gets_the_right_outcome(matcher: Matcher, message: str, intent: str, entry: str | None) -> None:
     match = matcher.match(message)
     assert (match.intent, match.faq_id) == (intent, entry)
+
+
+def test_a_request_for_a_personal_verdict_is_never_answered_with_the_wrong_entry(matcher: Matcher) -> None:
+    # "would you operate on me" reads as "who is it for" to the ranking and as a personal
+    # verdict (staff's to give) to the model trained on real questions; either is fine,
+    # any other entry is not. Real questions showed that letting the ranking overrule a
+    # leaning model here answered more of them wrongly (see bot/core/matcher.py).
+    match = matcher.match("F 44, jowls are showing, would you operate on me")
+    assert (match.intent, match.faq_id) in (("faq", "candidates"), ("fallback", None)) or (
+        match.intent == "clarify" and "candidates" in match.suggestions
+    ), match
 
 
 def test_an_example_teaches_a_new_way_of_asking(knowledge: KnowledgeBase) -> None:

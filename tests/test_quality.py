@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.dialogue import Dialogue
+from bot.core.matcher import Matcher
 from bot.evaluation import DEFAULT_CASES, Report, evaluate, load_cases
 
 EVAL = Path(__file__).parent / "eval"
@@ -28,7 +29,27 @@ def floor(**below_target: float) -> dict[str, float]:
     return {**TARGETS, **below_target}
 
 
+SHARED_EVAL = DEFAULT_CASES.parent
+# Issue 10's targets for real patients' questions (English) and for Korean messages;
+# "urgent" is the share of @urgent messages that get the urgent reply, "korean" the
+# share of replies in Korean.
+REAL_EN_TARGETS = {"direct": 85.0, "reached": 92.0, "wrong": 4.0, "intents": 92.0, "answered_out_of_scope": 8.0, "urgent": 100.0}
+KOREAN_TARGETS = {
+    "direct": 88.0, "reached": 95.0, "wrong": 4.0, "intents": 92.0, "answered_out_of_scope": 6.0, "urgent": 100.0, "korean": 98.0,
+}
+
+
+def below(targets: dict[str, float], **reached: float) -> dict[str, float]:
+    """A set's targets, except where it is still below them: there, what has been reached."""
+    return {**targets, **reached}
+
+
 QUALITY_FLOORS: dict[str, tuple[Path, dict[str, float]]] = {
+    # Held out of all training and tuning (their first readings are in each file's header).
+    "real_en_heldout": (EVAL / "real_en_heldout.yaml", below(REAL_EN_TARGETS, direct=70.0, reached=73.0, wrong=4.2, urgent=71.0)),
+    "ko_written": (EVAL / "ko_written.yaml", below(KOREAN_TARGETS, direct=85.0, reached=88.5, urgent=86.0)),
+    "real_ko": (EVAL / "real_ko.yaml", below(KOREAN_TARGETS, wrong=23.0, answered_out_of_scope=27.0)),
+    "dev_ko": (SHARED_EVAL / "dev_ko.yaml", KOREAN_TARGETS),
     "dev": (DEFAULT_CASES, TARGETS),
     "patients": (EVAL / "patients.yaml", TARGETS),
     "thirtieth": (EVAL / "patients_thirtieth.yaml", TARGETS),
@@ -53,7 +74,8 @@ def reports(dialogue: Dialogue) -> dict[str, Report]:
 
 
 def test_each_own_set_is_large_enough_to_measure(reports: dict[str, Report]) -> None:
-    sizes = {name: len(reports[name].outcomes) for name in QUALITY_FLOORS if name != "dev"}
+    # dev.yaml and dev_ko.yaml are the shared samples; real Korean questions are scarce.
+    sizes = {name: len(reports[name].outcomes) for name in QUALITY_FLOORS if name not in ("dev", "dev_ko", "real_ko")}
     assert min(sizes.values()) >= 150, sizes
 
 
@@ -68,6 +90,9 @@ def test_quality_targets(name: str, reports: dict[str, Report]) -> None:
     assert report.wrong_answer_rate <= floors["wrong"], summary
     assert report.intent_accuracy >= floors["intents"], summary
     assert report.answered_out_of_scope_rate <= floors["answered_out_of_scope"], summary
+    assert report.urgent_recall >= floors.get("urgent", 100.0), summary
+    if "korean" in floors:
+        assert report.language_share("ko") >= floors["korean"], summary
 
 
 def test_no_evaluation_message_is_among_the_examples(matcher: Matcher) -> None:

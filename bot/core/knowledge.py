@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.core.model import LinearModel
 
 # Intents the bot recognises besides FAQ questions. The order is the order of
 # precedence when two are equally likely.
@@ -137,6 +141,28 @@ class UrgentVocabulary:
     hypothetical: tuple[str, ...] = ()  # "will i bleed?" asks about a risk, it is not an emergency...
     happening_now: tuple[str, ...] = ()  # ...unless the patient says it is happening ("since yesterday")
     phrases: tuple[str, ...] = ()
+    # Weeks or months after the operation ("6 weeks post op"), a common symptom (numbness,
+    # a lump, swelling) is a question for staff, not an emergency...
+    settled: tuple[str, ...] = ()
+    # ...unless it is getting worse ("suddenly", "growing"). Red flags (bleeding, a face
+    # that will not move, breathing) are urgent whenever they happen.
+    worsening: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OwnSurgeryVocabulary:
+    """How patients tell of an operation they have already had ("I had a facelift 3 weeks ago").
+
+    Their own course after it (is this normal, will it go away, can it be fixed) is for
+    staff: the document describes the operation, not anyone's healing or a revision.
+    An operation the document itself is about (sagging after contour surgery) is named
+    in ``unless``: that story is exactly what its entry answers.
+    """
+
+    cues: tuple[str, ...] = ()  # enough alone ("post op", "since my surgery")
+    since: tuple[str, ...] = ()  # a time since ("3 weeks ago")...
+    operations: tuple[str, ...] = ()  # ...with an operation word ("facelift")
+    unless: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -201,6 +227,9 @@ class KnowledgeBase:
     # The same knowledge in other languages (same entry ids, own texts and vocabulary),
     # by language code; empty in a translation itself.
     translations: dict[str, KnowledgeBase] = field(default_factory=dict)
+    own_surgery: OwnSurgeryVocabulary = OwnSurgeryVocabulary()
+    # The trained classifier of this language (faq/model.npz, `python -m bot train`), if any.
+    model: LinearModel | None = None
 
     @property
     def code(self) -> str:

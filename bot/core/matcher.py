@@ -39,6 +39,7 @@ from rapidfuzz import fuzz, process
 
 from bot.core.analysis import HINT, Analyzer
 from bot.core.knowledge import UNANSWERED_EXAMPLES, KnowledgeBase, OutOfScopeTopic, UrgentVocabulary
+from bot.core.model import LinearModel, is_current
 from bot.core.text import bare, clauses, clean, marked_clauses, words
 
 CandidateKind = Literal["faq", "intent", "out_of_scope"]
@@ -89,6 +90,20 @@ FALLBACK_LABEL = "@fallback"  # the examples' label for questions the document d
 # 1.5 points fewer questions directly.
 EXAMPLES_TO_COUNT = 10
 
+# The trained classifier (bot.core.model) has the last word over the similarity ranking
+# once the rules (urgent, courtesies, decisive subjects) have spoken. Tuned by
+# cross-validation over the real questions among the examples (see bot/train.py):
+MODEL_ANSWER = 0.5  # a label at least this probable is the answer (an entry, a request, or the fallback)
+MODEL_SUGGEST = 0.12  # entries at least this probable are offered as "did you mean"
+# Below MODEL_ANSWER, the similarity ranking's own answer stands when the model gives it this much.
+MODEL_AGREES = 0.5
+# ...and a label this probable that leads the runner-up this many times over decides too:
+# a model of few features (Korean) spreads its probability thinner than the English one.
+MODEL_LEAD_MIN = 1.0
+# A booking or handoff read by the model alone needs this much (see with_model).
+MODEL_REQUEST = 0.8
+MODEL_LEAD_RATIO = 2.0
+
 Intent = Literal["faq", "clarify", "booking", "human", "greeting", "thanks", "urgent", "fallback"]
 
 
@@ -113,6 +128,8 @@ class Match:
     empty: bool = False
     # Which rule decided, for `python -m bot explain`; not part of the decision itself.
     reason: str = field(default="", compare=False)
+    # Only words every topic uses ("lift", "face"): no reader, learnt or not, may pick one.
+    generic: bool = field(default=False, compare=False)
 
 
 @dataclass
@@ -216,6 +233,11 @@ class Matcher:
         self._cached_match = lru_cache(maxsize=MATCH_CACHE)(self._match)
         self._urgent = _UrgentRules(self.analyzer, urgent, knowledge.language.personal)
         self._whole_social = whole_message_courtesies(knowledge)
+        # A model trained before the FAQ was last edited would override what the operator
+        # just taught: until `python -m bot train` runs again, the ranking decides alone.
+        self.model = knowledge.model if knowledge.model is not None and is_current(knowledge.model, knowledge) else None
+        own = knowledge.own_surgery
+        self._own_surgery = tuple(_UrgentRules._phrases(words) for words in (own.cues, own.since, own.operations, own.unless))
 
     def _add_phrasing(self, candidate: int, terms: frozenset[str], listed_under: frozenset[str]) -> None:
         if terms:
@@ -399,7 +421,16 @@ class Matcher:
         # "Last clinic I visited did a 5 min consult. How thorough is yours?" books nothing.
         if decision.intent in ("faq", "clarify", "fallback", "booking", "human") and self._decisive_subject(asked) is None:
             decision = self._consider_clauses(parts, decision, ranked)
+            if self.model is not None:
+                decision = with_model(self.model, text, decision)
+            if decision.intent in ("faq", "clarify") and self._tells_of_own_surgery(text):
+                return Match("fallback", score=decision.score, topic="own-surgery", reason="the patient's own operation: for staff")
         return decision
+
+    def _tells_of_own_surgery(self, text: str) -> bool:
+        """An operation the patient has had (see OwnSurgeryVocabulary)."""
+        cues, since, operations, unless = (self._urgent.found(text, patterns) for patterns in self._own_surgery)
+        return (cues or (since and operations)) and not unless
 
     def _asking_part(self, clause: str, question_mark: bool) -> str | None:
         """What of a clause asks: from its question on ("someone on youtube said X, how does..."),
@@ -518,7 +549,7 @@ class Matcher:
         )[:MAX_SUGGESTIONS]
         if sum(self.weight(t) for t in terms if t in self._vocab[index]) < MIN_EVIDENCE:
             # "face", "surgery", "lift": words every topic uses say too little to pick one.
-            return Match("clarify", suggestions=suggestions, score=score, reason=f"evidence below {MIN_EVIDENCE:g}: only generic words")
+            return Match("clarify", suggestions=suggestions, score=score, reason=f"evidence below {MIN_EVIDENCE:g}: only generic words", generic=True)
         if score >= ANSWER_SCORE and score - runner_up >= CLEAR_MARGIN:
             return Match("faq", faq_id=candidate.key, score=score, reason=f"score >= {ANSWER_SCORE:g} and {CLEAR_MARGIN:g} ahead")
         if text and score >= SECOND_OPINION_SCORE and self._second_opinion(text, ranked) == index:
@@ -580,6 +611,47 @@ class Matcher:
         return replace(chosen, also_asked=other, reason="the asking clause decides: " + chosen.reason)
 
 
+def with_model(model: LinearModel, text: str, similar: Match) -> Match:
+    """The decision once the trained classifier has read ``text``; ``similar``: the similarity ranking's.
+
+    A probable label decides. Otherwise the ranking's answer stands if the model
+    finds it plausible too; else the model's likely entries are offered as "did
+    you mean", or, when it leans to nothing the document answers, the fallback.
+    """
+    if similar.generic:
+        return similar
+    ranked = model.probabilities(text)
+    p_best, best = ranked[0]
+    shown = ", ".join(f"{label} {p:.2f}" for p, label in ranked[:3])
+    probable = dict((label, p) for p, label in ranked)
+    p_second = ranked[1][0] if len(ranked) > 1 else 0.0
+    if p_best >= MODEL_ANSWER or (p_best >= MODEL_LEAD_MIN and p_best >= MODEL_LEAD_RATIO * p_second):
+        if best == FALLBACK_LABEL:
+            return Match("fallback", score=round(100 * p_best, 1), topic=similar.topic or "learned", reason=f"model: {shown}")
+        if best.startswith("@"):
+            # A booking or a handoff opens a conversation with staff: the model alone
+            # starts one only when it is sure ("do you have english speaking staff?" asks a fact).
+            if similar.intent == best[1:] or p_best >= MODEL_REQUEST:
+                return Match(best[1:], score=round(100 * p_best, 1), reason=f"model: {shown}")  # type: ignore[arg-type]
+            return replace(similar, reason=f"model leans to a request the ranking does not see: {shown}")
+        also = next((e for e in (similar.faq_id, similar.also_asked) if e and e != best), None)
+        return Match("faq", faq_id=best, score=round(100 * p_best, 1), also_asked=also, reason=f"model: {shown}")
+    if similar.intent == "faq" and probable.get(similar.faq_id or "", 0.0) >= MODEL_AGREES:
+        return replace(similar, reason=f"ranking, and the model agrees: {shown}")
+    if similar.intent in ("booking", "human") and probable.get("@" + similar.intent, 0.0) >= MODEL_AGREES:
+        return replace(similar, reason=f"ranking, and the model agrees: {shown}")
+    # The ranking's own answer is offered too: two readers disagreeing is what "did you mean" is for.
+    offered = [label for p, label in ranked if not label.startswith("@") and p >= MODEL_SUGGEST]
+    if similar.intent == "faq" and similar.faq_id not in offered:
+        offered.insert(min(1, len(offered)), similar.faq_id or "")
+    suggestions = tuple(offered[:MAX_SUGGESTIONS])
+    if suggestions and best != FALLBACK_LABEL:
+        return Match("clarify", suggestions=suggestions, score=round(100 * p_best, 1), reason=f"model unsure: {shown}")
+    if suggestions and similar.intent == "clarify":
+        return replace(similar, suggestions=suggestions, reason=f"model leans to the fallback, ranking unsure: {shown}")
+    return Match("fallback", score=round(100 * p_best, 1), topic=similar.topic, reason=f"model leans to the fallback: {shown}")
+
+
 def whole_message_courtesies(knowledge: KnowledgeBase) -> dict[str, str]:
     """Greeting and thanks phrases as whole messages ("ok", "👍", "알겠습니다"), by their bare form."""
     return {
@@ -636,6 +708,8 @@ class _UrgentRules:
         self._post_op = self._phrases(vocab.post_op)
         self._hypothetical = self._phrases(vocab.hypothetical)
         self._happening_now = self._phrases(vocab.happening_now)
+        self._settled = self._phrases(vocab.settled)
+        self._worsening = self._phrases(vocab.worsening)
         self._personal = frozenset(personal)
 
     @staticmethod
@@ -684,5 +758,11 @@ class _UrgentRules:
         if self._has(joined, self._red_flags):
             return personal or post_op
         if self._has(joined, self._symptoms) and self._has(joined, self._intensifiers):
+            if self._has(joined, self._settled) and not self._has(joined, self._worsening):
+                return False  # "6 weeks post op, still numb": for staff, not an emergency
             return post_op or (personal and self._has(joined, self._happening_now))
         return False
+
+    def found(self, text: str, patterns: _Patterns) -> bool:
+        """Whether ``text`` has one of ``patterns`` (see :meth:`_phrases`)."""
+        return self._has(" ".join(self._analyzer.surface_words(text)), patterns)

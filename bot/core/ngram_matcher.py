@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from bot.core.knowledge import KnowledgeBase, OutOfScopeTopic
-from bot.core.matcher import Candidate, Match, whole_message_courtesies
+from bot.core.matcher import Candidate, Match, whole_message_courtesies, with_model
+from bot.core.model import is_current
 from bot.core.text import bare
 
 # -- tuned constants (measured with `python -m bot eval` on the Korean sets) --------
@@ -93,7 +94,8 @@ class NgramExplanation:
 class _Cues:
     """Cue phrases found by substring of the squeezed text, so "피가 안 멈춰요" also finds
     "피가안멈춰요" and a stem finds its endings ("출혈*" finds "출혈이"). Parts joined by
-    " + " must all occur, in any order."""
+    " + " must all occur, in any order. A part of SHORT_CUE characters or fewer must
+    start a word: "요리" (cooking) is not in "같아요 리프팅" run together."""
 
     def __init__(self, phrases: tuple[str, ...]) -> None:
         found: set[tuple[str, ...]] = set()
@@ -103,8 +105,32 @@ class _Cues:
                 found.add(parts)
         self.phrases = tuple(sorted(found, key=lambda parts: -sum(map(len, parts))))
 
-    def found_in(self, squeezed: str) -> tuple[str, ...]:
-        return tuple("+".join(parts) for parts in self.phrases if all(p in squeezed for p in parts))
+    def found_in(self, squeezed: str, starts: frozenset[int] | None = None) -> tuple[str, ...]:
+        """Cues in ``squeezed``; ``starts``: where its words start (every position if not given)."""
+        return tuple("+".join(parts) for parts in self.phrases if all(_occurs(p, squeezed, starts) for p in parts))
+
+
+SHORT_CUE = 2
+
+
+def _occurs(part: str, squeezed: str, starts: frozenset[int] | None) -> bool:
+    if starts is None or len(part) > SHORT_CUE:
+        return part in squeezed
+    position = squeezed.find(part)
+    while position >= 0:
+        if position in starts:
+            return True
+        position = squeezed.find(part, position + 1)
+    return False
+
+
+def word_starts(text: str) -> frozenset[int]:
+    """Positions in the squeezed text where the message's words begin."""
+    starts, position = set(), 0
+    for word in _NOT_WORD.sub(" ", unicodedata.normalize("NFKC", text).lower()).split():
+        starts.add(position)
+        position += len(word)
+    return frozenset(starts)
 
 
 class NgramMatcher:
@@ -171,9 +197,20 @@ class NgramMatcher:
             (topic, _Cues(topic.keywords), _Cues(topic.unless)) for topic in knowledge.out_of_scope if topic.decisive
         ]
         self._whole_social = whole_message_courtesies(knowledge)
+        # A model older than the FAQ's last edit is left out until retrained (see Matcher).
+        self.model = knowledge.model if knowledge.model is not None and is_current(knowledge.model, knowledge) else None
+        own = knowledge.own_surgery
+        self._own_surgery = tuple(_Cues(words) for words in (own.cues, own.since, own.operations, own.unless))
+        self._settled = _Cues(urgent.settled)
+        self._worsening = _Cues(urgent.worsening)
         self._cached = lru_cache(maxsize=NGRAM_CACHE)(self._explain)
 
-    def _urgent(self, squeezed: str) -> tuple[str, ...]:
+    def _tells_of_own_surgery(self, squeezed: str, starts: frozenset[int]) -> bool:
+        """An operation the patient has had (see OwnSurgeryVocabulary)."""
+        cues, since, operations, unless = (bool(c.found_in(squeezed, starts)) for c in self._own_surgery)
+        return (cues or (since and operations)) and not unless
+
+    def _urgent(self, squeezed: str, starts: frozenset[int]) -> tuple[str, ...]:
         """The cues that make a message urgent, or nothing.
 
         Like the English rules, without their personal words: patients writing these
@@ -182,15 +219,17 @@ class NgramMatcher:
         do at once. A common symptom needs an intensifier and a post-op or
         happening-now context. A question about a risk ("수술하면 피가 나요?") is not urgent.
         """
-        if found := self._urgent_phrases.found_in(squeezed):
+        if found := self._urgent_phrases.found_in(squeezed, starts):
             return found
-        now = self._now.found_in(squeezed)
-        if self._hypothetical.found_in(squeezed) and not now:
+        now = self._now.found_in(squeezed, starts)
+        if self._hypothetical.found_in(squeezed, starts) and not now:
             return ()
-        if flags := self._red_flags.found_in(squeezed):
+        if flags := self._red_flags.found_in(squeezed, starts):
             return flags
-        symptoms, intensifiers = self._symptoms.found_in(squeezed), self._intensifiers.found_in(squeezed)
-        context = self._post_op.found_in(squeezed) + now
+        symptoms, intensifiers = self._symptoms.found_in(squeezed, starts), self._intensifiers.found_in(squeezed, starts)
+        if self._settled.found_in(squeezed, starts) and not self._worsening.found_in(squeezed, starts):
+            return ()  # weeks after the operation, a common symptom is for staff
+        context = self._post_op.found_in(squeezed, starts) + now
         return symptoms + intensifiers + context if symptoms and intensifiers and context else ()
 
     def _vector(self, counts: Counter[str]) -> dict[str, float]:
@@ -244,15 +283,23 @@ class NgramMatcher:
             return NgramExplanation(squeezed, (bare(text),), (), f"the whole message is a {courtesy} phrase", Match(courtesy, score=100.0))  # type: ignore[arg-type]
         if not squeezed:
             return NgramExplanation("", (), (), "empty", Match("fallback", empty=not text.strip()))
-        urgent = self._urgent(squeezed)
+        starts = word_starts(text)
+        urgent = self._urgent(squeezed, starts)
         if urgent:
             return NgramExplanation(squeezed, urgent, (), "urgent cues", Match("urgent", score=100.0))
         ranking = tuple(self.rank(text))
         for topic, cues, unless in self._decisive:
-            found = cues.found_in(squeezed)
-            if found and not unless.found_in(squeezed):
+            found = cues.found_in(squeezed, starts)
+            if found and not unless.found_in(squeezed, starts):
                 return NgramExplanation(squeezed, found, ranking[:8], f"decisive subject: {topic.topic}", Match("fallback", topic=topic.topic, score=100.0))
-        return self._decide(squeezed, ranking)
+        decided = self._decide(squeezed, ranking)
+        match, rule = decided.match, decided.rule
+        if self.model is not None and match.intent in ("faq", "clarify", "fallback", "booking", "human"):
+            match = with_model(self.model, text, match)
+            rule = f"{match.reason} (ranking said: {rule})"
+        if match.intent in ("faq", "clarify") and self._tells_of_own_surgery(squeezed, word_starts(text)):
+            match, rule = Match("fallback", score=match.score, topic="own-surgery"), "the patient's own operation: for staff"
+        return NgramExplanation(squeezed, decided.cues, ranking[:8], rule, match)
 
     def _decide(self, squeezed: str, ranking: tuple[Scored, ...]) -> NgramExplanation:
         def explained(rule: str, match: Match) -> NgramExplanation:
