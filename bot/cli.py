@@ -9,10 +9,11 @@ import sys
 from bot.knowledge_files import KnowledgeError, load_knowledge, read_knowledge
 
 
-def _build_dialogue(faq_path: str | None):  # noqa: ANN202 - imported lazily to keep `faq check` light
+def _build_dialogue(faq_path: str | None, clinic=None):  # noqa: ANN001, ANN202 - imported lazily to keep `faq check` light
     from bot.core.dialogue import Dialogue
+    from bot.core.knowledge import ClinicFacts
 
-    return Dialogue(load_knowledge(faq_path))
+    return Dialogue(load_knowledge(faq_path), clinic=clinic or ClinicFacts())
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -58,7 +59,7 @@ def _jsonl_record(step) -> dict[str, object]:  # noqa: ANN001
 def cmd_chat(args: argparse.Namespace) -> int:
     from bot.console import run_console
 
-    dialogue = _build_dialogue(args.faq)
+    dialogue = _build_dialogue(args.faq, getattr(args, "clinic", None))
     interactive = sys.stdin.isatty()
 
     def prompt() -> None:
@@ -93,6 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not config.has_token:
         print(NO_TOKEN_NOTICE, file=sys.stderr)
         args.faq = args.faq or str(config.faq_path)
+        args.clinic = config.clinic
         return cmd_chat(args)
     return run_telegram(config)
 

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import yaml
 
+from bot.core.knowledge import ClinicFacts
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config.yaml"
 TELEGRAM_API = "https://api.telegram.org/bot"
@@ -64,6 +66,7 @@ class Config:
     phone_region: str = "KR"
     transcript_lines: int = 12  # recent conversation lines shown on a staff card
     retention_days: int = 0  # delete transcripts older than this many days; 0 keeps them
+    clinic: ClinicFacts = field(default_factory=ClinicFacts)  # the operator's own facts (address, phone...)
     source: Path | None = None
 
     @property
@@ -123,6 +126,17 @@ class _Reader:
             raise ConfigError(self.source, key, f"must be text, found {value!r}")
         return str(value).strip()
 
+    def per_language(self, data: dict[str, Any], key: str) -> dict[str, str]:
+        """A text, or texts by language code ({en: ..., ko: ...}); "*" holds the one for every language."""
+        value = data.get(key.rsplit(".", 1)[-1])
+        if value is None or value == "":
+            return {}
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return {"*": str(value).strip()}
+        if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, (str, int)) for k, v in value.items()):
+            return {k: str(v).strip() for k, v in value.items() if str(v).strip()}
+        raise ConfigError(self.source, key, f"must be a text, or texts by language code like {{en: ..., ko: ...}}, found {value!r}")
+
     def number(self, data: dict[str, Any], key: str, default: float, *, integer: bool = False, minimum: float = 0) -> Any:
         value = data.get(key.rsplit(".", 1)[-1], default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
@@ -144,9 +158,9 @@ class _Reader:
 
 def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._Environ[str]) -> Config:
     r = _Reader(source)
-    unknown = sorted(set(data) - {"telegram", "storage", "faq", "logging", "booking", "staff"})
+    unknown = sorted(set(data) - {"telegram", "storage", "faq", "logging", "booking", "staff", "clinic"})
     if unknown:
-        raise ConfigError(source, unknown[0], "unknown section (expected telegram, storage, faq, logging, booking, staff)")
+        raise ConfigError(source, unknown[0], "unknown section (expected telegram, storage, faq, logging, booking, staff, clinic)")
     tg = r.section(data, "telegram", {"token", "api_base_url", "api_file_url", "staff_chat_id", "mode", "webhook", "rate_limit"})
     token = (env.get("TELEGRAM_BOT_TOKEN") or "").strip() or r.text(tg, "telegram.token", "")
     if token and (":" not in token or any(ch.isspace() for ch in token)):
@@ -197,6 +211,11 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._
     if len(region) != 2 or not region.isalpha():
         raise ConfigError(source, "booking.phone_region", f"must be a two-letter country code such as KR, found {region!r}")
     staff = r.section(data, "staff", {"transcript_lines"})
+    clinic_section = r.section(data, "clinic", {*ClinicFacts.CONTACT_FIELDS, "emergency_number"})
+    clinic = ClinicFacts(
+        **{name: r.per_language(clinic_section, f"clinic.{name}") for name in ClinicFacts.CONTACT_FIELDS},
+        emergency_number=r.text(clinic_section, "clinic.emergency_number", "119") or "119",
+    )
     return Config(
         telegram=TelegramConfig(
             token=token, api_base_url=base_url, api_file_url=file_url, staff_chat_id=staff_raw,
@@ -208,5 +227,6 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._
         phone_region=region,
         transcript_lines=r.number(staff, "staff.transcript_lines", 12, integer=True, minimum=0),
         retention_days=r.number(storage, "storage.retention_days", 0, integer=True, minimum=0),
+        clinic=clinic,
         source=source,
     )

@@ -48,7 +48,7 @@ def configure_logging(config: Config, stream: TextIO | None = None) -> None:
 
 
 def build_dialogue(config: Config) -> Dialogue:
-    return Dialogue(load_knowledge(config.faq_path), phone_region=config.phone_region)
+    return Dialogue(load_knowledge(config.faq_path), phone_region=config.phone_region, clinic=config.clinic)
 
 
 def run_telegram(config: Config) -> int:

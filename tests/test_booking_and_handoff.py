@@ -148,7 +148,7 @@ def test_urgent_during_a_handoff_still_gets_safety_advice(dialogue: Dialogue) ->
     handed = run(dialogue, PatientCommand("human"))
     message = "my wound is bleeding a lot since this morning, operated 3 days ago"
     step = dialogue.handle(handed.state, PatientText(message))
-    assert step.replies[0].text == dialogue.texts["urgent"]
+    assert step.replies[0].text == dialogue.texts["urgent"].format(emergency_number="119")
     assert RelayToStaff() in step.actions and HandOff("urgent", message) in step.actions
 
 

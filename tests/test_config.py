@@ -70,6 +70,8 @@ def test_environment_overrides_token_and_log_level(tmp_path: Path) -> None:
         ("storage: [a, b]", "storage", "must be a mapping"),
         ("telegram: {api_base_url: 'ftp://x'}", "telegram.api_base_url", "http(s) URL"),
         ("telegram: [", "(yaml)", "not valid YAML"),
+        ("clinic: {phone: [1, 2]}", "clinic.phone", "texts by language code"),
+        ("clinic: {fax: '02'}", "clinic.fax", "unknown key"),
     ],
 )
 def test_errors_name_the_file_and_key(tmp_path: Path, text: str, key: str, words: str) -> None:
@@ -89,3 +91,11 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_file_url_derivation() -> None:
     assert derive_file_url("http://localhost:8081/bot") == "http://localhost:8081/file/bot"
     assert derive_file_url("http://localhost:8081/bot/") == "http://localhost:8081/file/bot"
+
+
+def test_the_clinic_facts_are_read_per_language(tmp_path: Path) -> None:
+    path = write(tmp_path, "clinic:\n  phone: '+82 2-000-0000'\n  address: {en: 12 Gangnam-daero, ko: 강남대로 12}\n")
+    clinic = load_config(path, environ={}).clinic
+    assert clinic.value("phone", "ko") == clinic.value("phone", "en") == "+82 2-000-0000"
+    assert (clinic.value("address", "en"), clinic.value("address", "ko")) == ("12 Gangnam-daero", "강남대로 12")
+    assert clinic.value("hours", "en") == "" and clinic.emergency_number == "119"

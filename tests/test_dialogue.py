@@ -65,7 +65,8 @@ def test_fallback_is_honest_offers_staff_and_booking_and_is_recorded(dialogue: D
 def test_urgent_gets_the_safety_reply_and_goes_to_staff(dialogue: Dialogue) -> None:
     message = "i had my smas lift 2 days ago and the wound keeps bleeding through the dressing"
     step = dialogue.handle(SessionState(), PatientText(message))
-    assert step.actions[0] == Reply(dialogue.texts["urgent"], remove_keyboard=True)  # safety advice first
+    urgent = dialogue.texts["urgent"].format(emergency_number="119")  # Korea's, the config's default
+    assert step.actions[0] == Reply(urgent, remove_keyboard=True)  # safety advice first
     assert HandOff("urgent", message) in step.actions
     assert step.state.mode == "handoff"
     assert not any(e.answer in step.replies[0].text for e in dialogue.knowledge.entries)

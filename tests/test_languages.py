@@ -18,6 +18,7 @@ from bot.core.dialogue import (
     PatientText,
     SessionState,
 )
+from bot.core.knowledge import ClinicFacts, KnowledgeBase
 from bot.faq_check import check
 from bot.knowledge_files import load_knowledge
 from tests.conftest import FAQ_DIR
@@ -74,10 +75,50 @@ def test_korean_fallback_booking_and_forget_speak_korean(dialogue: Dialogue, kor
     assert forget.replies[0].text == texts["forget_confirm"]
 
 
-def test_a_korean_emergency_gets_the_korean_urgent_reply_and_staff_at_once(dialogue: Dialogue, korean: Dialogue) -> None:
-    step = dialogue.handle(SessionState(), PatientText("어제 거상 수술했는데 한쪽 볼이 갑자기 엄청 부어오르고 피가 계속 안 멈춰요"))
-    assert step.replies[0].text.startswith(korean.texts["urgent"].split("{")[0][:20])
+CLINIC = ClinicFacts(
+    address={"en": "12 Gangnam-daero, Seoul", "ko": "서울 강남대로 12"}, phone={"*": "+82 2-000-0000"}, hours={"ko": "평일 10-19시"}
+)
+
+
+@pytest.fixture(scope="module")
+def with_clinic(knowledge: KnowledgeBase, dialogue: Dialogue) -> Dialogue:
+    return Dialogue(knowledge, understanding=dialogue.understanding, clinic=CLINIC)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "어제 거상 수술했는데 한쪽 볼이 갑자기 엄청 부어오르고 피가 계속 안 멈춰요",
+        "수술 끝나고 집에 왔는데 입이 한쪽으로 처지고 웃을 수가 없어요",
+        "미니거상 받고 이틀째인데 눈이 안 감겨요",
+    ],
+)
+def test_a_korean_emergency_gets_119_and_the_clinic_phone_in_korean_and_staff_at_once(with_clinic: Dialogue, message: str) -> None:
+    step = with_clinic.handle(SessionState(), PatientText(message))
+    reply = step.replies[0].text
+    assert step.state.lang == "ko" and "119" in reply and "+82 2-000-0000" in reply
+    assert reply.startswith(with_clinic.speaking("ko").texts["urgent"].split("{")[0])
     assert any(isinstance(a, HandOff) and a.reason == "urgent" for a in step.actions)
+
+
+@pytest.mark.parametrize(
+    ("message", "lang", "expected", "absent"),
+    [
+        ("where is your clinic located?", "en", "12 Gangnam-daero, Seoul", "평일"),
+        ("병원 위치가 어디예요? 진료시간도 알려주세요", "ko", "서울 강남대로 12", "Gangnam-daero"),
+    ],
+)
+def test_where_and_when_are_answered_from_the_operators_facts(with_clinic: Dialogue, message: str, lang: str, expected: str, absent: str) -> None:
+    step = with_clinic.handle(SessionState(), PatientText(message))
+    reply = step.replies[0].text
+    assert step.state.lang == lang and expected in reply and "+82 2-000-0000" in reply
+    assert absent not in reply  # Korean hours are given only in Korean: not shown to English speakers
+    assert reply.startswith(with_clinic.speaking(lang).texts["clinic_contact"])
+
+
+def test_without_the_operators_facts_where_is_an_honest_fallback(dialogue: Dialogue) -> None:
+    step = dialogue.handle(SessionState(), PatientText("where is your clinic located?"))
+    assert step.replies[0].text == dialogue.texts["fallback"]
 
 
 def test_the_welcome_follows_the_telegram_app_language_until_the_patient_writes(dialogue: Dialogue, korean: Dialogue) -> None:

@@ -184,7 +184,7 @@ async def test_a_deleted_topic_is_created_again(bot: BotHarness, api: FakeBotApi
 
 async def test_urgent_gets_safety_advice_and_an_urgent_card(bot: BotHarness, api: FakeBotApi) -> None:
     reply = await bot.say(ANA, "i had my smas lift 2 days ago and the wound keeps bleeding through the dressing")
-    assert reply["text"] == bot.dialogue.texts["urgent"]  # the advice goes out before anything else
+    assert reply["text"] == bot.dialogue.texts["urgent"].format(emergency_number="119")  # the advice goes out before anything else
     await bot.barrier()
     thread = bot.topic_of(ANA)
     card = await api.wait_for_message(bot.staff_chat_id, thread_id=thread)

@@ -23,7 +23,7 @@ from bot.core.booking import (
     display_phone,
     normalise_phone,
 )
-from bot.core.knowledge import KnowledgeBase
+from bot.core.knowledge import ClinicFacts, KnowledgeBase
 from bot.core.matcher import Match, Matcher
 from bot.core.text import MAX_ANALYSED_CHARS
 from bot.core.understanding import Understanding
@@ -35,6 +35,9 @@ FAQ_PREFIX = "faq:"
 ACTION_BOOK = "do:book"
 ACTION_HUMAN = "do:human"
 ACTION_TOPICS = "do:topics"
+
+# The out-of-scope topic (intents.yaml) answered from the operator's clinic facts.
+CONTACT_TOPIC = "clinic-contact"
 
 HandOffReason = Literal["unanswered", "requested", "urgent", "booking"]
 
@@ -221,8 +224,10 @@ class Dialogue:
         phone_region: str = "KR",
         understanding: Understanding | None = None,
         language: str | None = None,
+        clinic: ClinicFacts = ClinicFacts(),
     ) -> None:
         self.understanding = understanding or Understanding(knowledge, matcher)
+        self.clinic = clinic
         self.knowledge = knowledge.in_language(language)
         self.language = self.knowledge.code
         self.matcher = self.understanding.matchers[self.language]
@@ -231,7 +236,9 @@ class Dialogue:
         self._speakers: dict[str, Dialogue] = {self.language: self}
         if language is None:
             for code in knowledge.translations:
-                self._speakers[code] = Dialogue(knowledge, phone_region=phone_region, understanding=self.understanding, language=code)
+                self._speakers[code] = Dialogue(
+                    knowledge, phone_region=phone_region, understanding=self.understanding, language=code, clinic=clinic
+                )
 
     def speaking(self, lang: str | None) -> Dialogue:
         """The conversation in language ``lang`` (the default one when there is none)."""
@@ -299,7 +306,7 @@ class Dialogue:
             buttons = (*(self._faq_button(s) for s in match.suggestions), Button(self.texts["button_human"], ACTION_HUMAN))
             return Step(state, (Reply(prefix + self.texts["clarify"], buttons),), match)
         if match.intent == "urgent":
-            return self._hand_off(state, "urgent", text, reply=self.texts["urgent"], match=match)
+            return self._hand_off(state, "urgent", text, reply=self._urgent_text(), match=match)
         if match.intent == "booking":
             return self._start_booking(state, match)
         if match.intent == "human":
@@ -308,6 +315,8 @@ class Dialogue:
             return Step(state, (Reply(self.texts[match.intent]),), match)
         if match.empty:
             return Step(state, (Reply(self.texts["empty_message"]),), match)
+        if match.topic == CONTACT_TOPIC and (contact := self._clinic_contact()):
+            return Step(state, (Reply(prefix + contact, self._service_buttons()),), match)
         reply = Reply(prefix + self.texts["fallback"], self._service_buttons())
         return Step(state, (RecordUnanswered(text), reply), match)
 
@@ -366,7 +375,7 @@ class Dialogue:
         if isinstance(event, ButtonPressed):
             return Step(state, (Reply(self.texts["handoff_waiting"]),))
         if isinstance(event, PatientText) and self.matcher.match(event.text).intent == "urgent":
-            return Step(state, (Reply(self.texts["urgent"]), RelayToStaff(), HandOff("urgent", event.text)))
+            return Step(state, (Reply(self._urgent_text()), RelayToStaff(), HandOff("urgent", event.text)))
         # Everything else, text or media, is for the coordinator: the bot stays quiet.
         return Step(state, (RelayToStaff(),))
 
@@ -426,7 +435,7 @@ class Dialogue:
         if not self._is_keyboard_label(text):
             match = self.matcher.match(text)
             if match.intent == "urgent":
-                return self._hand_off(state, "urgent", text, reply=t["urgent"], match=match)
+                return self._hand_off(state, "urgent", text, reply=self._urgent_text(), match=match)
             if match.intent == "human":
                 return self._hand_off(state, "requested", text, match=match)
             # A question asked mid-booking is answered, then the booking goes on. Free-text
@@ -499,6 +508,23 @@ class Dialogue:
 
     def _end_booking(self, state: SessionState, text: str) -> Step:
         return Step(replace(state, booking=None), (Reply(text, remove_keyboard=True),))
+
+    # -- the operator's facts ------------------------------------------------------
+    def _urgent_text(self) -> str:
+        """The safety advice with the emergency number, and the clinic's phone when configured."""
+        text = self.texts["urgent"].format(emergency_number=self.clinic.emergency_number)
+        if phone := self.clinic.value("phone", self.language):
+            text += "\n\n" + self.texts["urgent_clinic_phone"].format(phone=phone)
+        return text
+
+    def _clinic_contact(self) -> str:
+        """Where and when to find the clinic, from the config; "" when the operator gave none."""
+        lines = [
+            self.texts[f"clinic_{name}"].format(value=value)
+            for name in ClinicFacts.CONTACT_FIELDS
+            if (value := self.clinic.value(name, self.language))
+        ]
+        return "\n".join([self.texts["clinic_contact"], *lines]) if lines else ""
 
     # -- small helpers -------------------------------------------------------------
     def _is_label(self, text: str, key: str) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from bot.core.model import LinearModel
@@ -105,6 +105,12 @@ REQUIRED_TEXTS: tuple[str, ...] = (
     "flood_notice",
     "staff_patient_forgot",
     "language_name",  # the language's own name, shown to staff on a patient's card
+    "urgent_clinic_phone",
+    "clinic_contact",
+    "clinic_address",
+    "clinic_phone",
+    "clinic_hours",
+    "clinic_website",
 )
 
 
@@ -253,3 +259,25 @@ class KnowledgeBase:
     def entry(self, entry_id: str) -> FaqEntry | None:
         """The entry with this id, or None."""
         return self._entries_by_id.get(entry_id)
+
+
+@dataclass(frozen=True)
+class ClinicFacts:
+    """The clinic's own facts from the config (``clinic:``), never from the document nor invented.
+
+    Each value is by language code, ``"*"`` for one text in every language.
+    """
+
+    address: dict[str, str] = field(default_factory=dict)
+    phone: dict[str, str] = field(default_factory=dict)
+    hours: dict[str, str] = field(default_factory=dict)
+    website: dict[str, str] = field(default_factory=dict)
+    emergency_number: str = "119"  # Korea's; the urgent reply names it
+
+    CONTACT_FIELDS: ClassVar[tuple[str, ...]] = ("address", "phone", "hours", "website")
+
+    def value(self, name: str, lang: str) -> str:
+        """The fact in ``lang``, else the one for every language; "" if neither (a line the
+        patient cannot read helps less than the staff the fallback offers)."""
+        values: dict[str, str] = getattr(self, name)
+        return values.get(lang) or values.get("*", "")

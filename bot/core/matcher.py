@@ -219,6 +219,9 @@ class Matcher:
             *(terms for i, c in enumerate(self.candidates) if c.kind != "out_of_scope" for terms in curated_sets[i])
         )
         self._out_of_scope_cues = self._cues_of(knowledge.out_of_scope, faq_and_intent_terms)
+        # Each subject's own cues, to name the subject of a fallback (the clinic's contact
+        # details are answered from the operator's facts; see Dialogue).
+        self._topic_cues = [(topic.topic, self._cues_of([topic], faq_and_intent_terms)) for topic in knowledge.out_of_scope]
         # Per decisive topic: its cues, and the words that make it an ordinary rival ("unless").
         self._decisive: dict[int, tuple[_Cues, _Cues]] = {
             self._candidate_index[("out_of_scope", topic.topic)]: (
@@ -425,6 +428,8 @@ class Matcher:
                 decision = with_model(self.model, text, decision)
             if decision.intent in ("faq", "clarify") and self._tells_of_own_surgery(text):
                 return Match("fallback", score=decision.score, topic="own-surgery", reason="the patient's own operation: for staff")
+        if decision.intent == "fallback" and (named := next((t for t, cues in self._topic_cues if cues.found_in(asked)), None)):
+            decision = replace(decision, topic=named)
         return decision
 
     def _tells_of_own_surgery(self, text: str) -> bool:

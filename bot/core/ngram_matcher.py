@@ -29,7 +29,7 @@ import math
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from bot.core.knowledge import KnowledgeBase, OutOfScopeTopic
@@ -193,6 +193,7 @@ class NgramMatcher:
         self._post_op = _Cues(urgent.post_op)
         self._now = _Cues(urgent.happening_now)
         self._hypothetical = _Cues(urgent.hypothetical)
+        self._topic_cues = [(topic.topic, _Cues(topic.keywords)) for topic in knowledge.out_of_scope]
         self._decisive: list[tuple[OutOfScopeTopic, _Cues, _Cues]] = [
             (topic, _Cues(topic.keywords), _Cues(topic.unless)) for topic in knowledge.out_of_scope if topic.decisive
         ]
@@ -299,6 +300,10 @@ class NgramMatcher:
             rule = f"{match.reason} (ranking said: {rule})"
         if match.intent in ("faq", "clarify") and self._tells_of_own_surgery(squeezed, word_starts(text)):
             match, rule = Match("fallback", score=match.score, topic="own-surgery"), "the patient's own operation: for staff"
+        if match.intent == "fallback":
+            starts = word_starts(text)
+            if named := next((topic for topic, cues in self._topic_cues if cues.found_in(squeezed, starts)), None):
+                match = replace(match, topic=named)
         return NgramExplanation(squeezed, decided.cues, ranking[:8], rule, match)
 
     def _decide(self, squeezed: str, ranking: tuple[Scored, ...]) -> NgramExplanation:
