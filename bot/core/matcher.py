@@ -557,7 +557,9 @@ class Matcher:
             return Match("clarify", suggestions=suggestions, score=score, reason=f"evidence below {MIN_EVIDENCE:g}: only generic words", generic=True)
         if score >= ANSWER_SCORE and score - runner_up >= CLEAR_MARGIN:
             return Match("faq", faq_id=candidate.key, score=score, reason=f"score >= {ANSWER_SCORE:g} and {CLEAR_MARGIN:g} ahead")
-        if text and score >= SECOND_OPINION_SCORE and self._second_opinion(text, ranked) == index:
+        # With a current classifier the close call is its to settle (see with_model), and
+        # the character-level comparison with every phrasing was the costliest step.
+        if text and self.model is None and score >= SECOND_OPINION_SCORE and self._second_opinion(text, ranked) == index:
             # Too close to call on words alone, but the phrasing most similar
             # character by character belongs to the same entry: two different
             # signals agree, which on our evaluation never picked a wrong entry.

@@ -46,6 +46,10 @@ NEAREST_SHARE = 0.6  # share of the nearest phrasing in a candidate's score; the
 # An n-gram in more than this share of all phrasings says almost nothing ("요", "나요")
 # and would make every message walk most of the index.
 COMMON_NGRAM_SHARE = 0.3
+# The nearest-phrasing search walks only n-grams in fewer than this share of phrasings:
+# a syllable like "요" lists most of them and tells nothing, and walking it cost most of
+# the time per message. The centroids keep every n-gram.
+NEAREST_NGRAM_SHARE = 0.03
 MAX_SUGGESTIONS = 3
 DEFAULT_NGRAM_SIZES = (1, 2, 3)
 SOCIAL_INTENTS = ("greeting", "thanks")
@@ -177,7 +181,8 @@ class NgramMatcher:
             self._phrasing_candidate.append(candidate)
             self._phrasing_text.append(text)
             for g, w in vector.items():
-                self._postings[g].append((index, w))
+                if df[g] <= NEAREST_NGRAM_SHARE * total:
+                    self._postings[g].append((index, w))
                 centroids[candidate][g] += w
         self._centroid_postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for candidate, centroid in enumerate(centroids):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.core.knowledge import KnowledgeBase
 from bot.core.matcher import Match, Matcher
@@ -27,6 +28,7 @@ SYLLABLE_WEIGHT = 3
 SWITCH_LETTERS = 8
 
 
+@lru_cache(maxsize=8_192)
 def script_of(ch: str) -> str | None:
     """The Unicode script of a letter (LATIN, HANGUL, CYRILLIC, CJK...), None for anything else."""
     if not ch.isalpha():
@@ -37,11 +39,13 @@ def script_of(ch: str) -> str | None:
 
 def letters_by_script(text: str) -> Counter[str]:
     """Letters of each script, letters of non-Latin scripts weighted as syllables."""
+    if text.isascii():
+        return Counter({"LATIN": sum(map(str.isalpha, text))})
     found: Counter[str] = Counter()
-    for ch in text:
+    for ch, count in Counter(text).items():
         script = script_of(ch)
         if script is not None:
-            found[script] += 1 if script == "LATIN" else SYLLABLE_WEIGHT
+            found[script] += count if script == "LATIN" else SYLLABLE_WEIGHT * count
     return found
 
 
