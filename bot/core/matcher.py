@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from itertools import zip_longest
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -51,6 +52,7 @@ SUGGEST_SCORE = 30.0  # at or above: worth offering as "did you mean"
 CLEAR_MARGIN = 10.0  # the best must lead the runner-up by this much to answer outright
 MAX_SUGGESTIONS = 3
 SECOND_OPINION_SCORE = 40.0
+SECOND_OPINION_CHARS = 120  # see _decide
 # An answer needs this much IDF weight of the message's words in the entry's vocabulary.
 MIN_EVIDENCE = 2.0  # below this the words are too weak for any second opinion to settle it
 MATCH_CACHE = 4_096  # distinct messages whose classification is remembered
@@ -557,9 +559,11 @@ class Matcher:
             return Match("clarify", suggestions=suggestions, score=score, reason=f"evidence below {MIN_EVIDENCE:g}: only generic words", generic=True)
         if score >= ANSWER_SCORE and score - runner_up >= CLEAR_MARGIN:
             return Match("faq", faq_id=candidate.key, score=score, reason=f"score >= {ANSWER_SCORE:g} and {CLEAR_MARGIN:g} ahead")
-        # With a current classifier the close call is its to settle (see with_model), and
-        # the character-level comparison with every phrasing was the costliest step.
-        if text and self.model is None and score >= SECOND_OPINION_SCORE and self._second_opinion(text, ranked) == index:
+        # With a current classifier a long message's close call is its to settle (see
+        # with_model): comparing a long story character by character with every phrasing
+        # was the costliest step. A short clause ("is this what the lift is for?") still gets it.
+        long_for_it = self.model is not None and len(text) > SECOND_OPINION_CHARS
+        if text and not long_for_it and score >= SECOND_OPINION_SCORE and self._second_opinion(text, ranked) == index:
             # Too close to call on words alone, but the phrasing most similar
             # character by character belongs to the same entry: two different
             # signals agree, which on our evaluation never picked a wrong entry.
@@ -647,11 +651,12 @@ def with_model(model: LinearModel, text: str, similar: Match) -> Match:
         return replace(similar, reason=f"ranking, and the model agrees: {shown}")
     if similar.intent in ("booking", "human") and probable.get("@" + similar.intent, 0.0) >= MODEL_AGREES:
         return replace(similar, reason=f"ranking, and the model agrees: {shown}")
-    # The ranking's own answer is offered too: two readers disagreeing is what "did you mean" is for.
-    offered = [label for p, label in ranked if not label.startswith("@") and p >= MODEL_SUGGEST]
-    if similar.intent == "faq" and similar.faq_id not in offered:
-        offered.insert(min(1, len(offered)), similar.faq_id or "")
-    suggestions = tuple(offered[:MAX_SUGGESTIONS])
+    # The ranking's own choices are offered too, in turn with the model's: two readers
+    # disagreeing is what "did you mean" is for.
+    learnt = [label for p, label in ranked if not label.startswith("@") and p >= MODEL_SUGGEST]
+    found = [similar.faq_id] if similar.intent == "faq" and similar.faq_id else list(similar.suggestions)
+    interleaved = [label for pair in zip_longest(learnt, found) for label in pair if label]
+    suggestions = tuple(dict.fromkeys(interleaved))[:MAX_SUGGESTIONS]
     if suggestions and best != FALLBACK_LABEL:
         return Match("clarify", suggestions=suggestions, score=round(100 * p_best, 1), reason=f"model unsure: {shown}")
     if suggestions and similar.intent == "clarify":
