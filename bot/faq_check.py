@@ -9,7 +9,7 @@ import yaml
 from bot.core.knowledge import KnowledgeBase
 from bot.core.matcher import Matcher
 from bot.evaluation import Case, Outcome
-from bot.core.model import is_current
+from bot.core.model import fresh_examples, is_current
 from bot.knowledge_files import EXAMPLES_FILE, MODEL_FILE, YAML_LOADER, Problem, read_knowledge, resolve_faq_paths
 
 
@@ -52,7 +52,15 @@ def _model_warnings(knowledge: KnowledgeBase, folder: Path) -> list[Problem]:
         if translated.model is None:
             message = "no trained classifier: run `python -m bot train` (needs pip install -e '.[train]')"
         elif not is_current(translated.model, translated):
-            message = "the classifier was trained before the last edit of this language's files: run `python -m bot train`"
+            message = (
+                "the classifier was trained before the last edit of this language's questions, intents or subjects:"
+                " run `python -m bot train` (meanwhile it answers without the edits, which the similarity ranking knows)"
+            )
+        elif fresh := sum(len(m) for m in fresh_examples(translated, translated.model).values()):
+            message = (
+                f"{fresh} example(s) are not learnt by the classifier yet (the similarity ranking already"
+                " knows them): run `python -m bot train`"
+            )
         else:
             continue
         warnings.append(Problem(path, 1, f"({code} model)", message))

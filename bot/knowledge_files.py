@@ -586,6 +586,7 @@ def save_model(model: LinearModel, path: Path) -> None:
         spec=np.array(model.spec.to_list()),
         fingerprint=np.array(model.fingerprint),
         temperature=np.array(model.temperature),
+        learnt_examples=np.array(sorted(model.learnt_examples), dtype=np.uint64),
     )
 
 
@@ -602,4 +603,5 @@ def load_model(path: Path) -> LinearModel:
             spec=FeatureSpec.from_list([int(v) for v in data["spec"].tolist()]),
             fingerprint=str(data["fingerprint"]),
             temperature=float(data["temperature"]) if "temperature" in data else 1.0,
+            learnt_examples=frozenset(int(k) for k in data["learnt_examples"].tolist()) if "learnt_examples" in data else frozenset(),
         )

@@ -25,7 +25,17 @@ from pathlib import Path
 import numpy as np
 
 from bot.core.knowledge import KnowledgeBase
-from bot.core.model import MIN_TEXTS_PER_FEATURE, REGULARISATION_C, FeatureSpec, LinearModel, features, fingerprint, spec_of, training_set
+from bot.core.model import (
+    MIN_TEXTS_PER_FEATURE,
+    REGULARISATION_C,
+    FeatureSpec,
+    LinearModel,
+    example_key,
+    features,
+    fingerprint,
+    spec_of,
+    training_set,
+)
 from bot.knowledge_files import MODEL_FILE, save_model
 # Calibration (see calibrate): folds, and the temperatures tried.
 CALIBRATION_FOLDS = 5
@@ -101,8 +111,9 @@ def train(knowledge: KnowledgeBase) -> LinearModel:
         weights=(classifier.coef_.T / temperature).astype(np.float32),
         bias=(classifier.intercept_ / temperature).astype(np.float32),
         spec=spec,
-        fingerprint=fingerprint(pairs, spec),
+        fingerprint=fingerprint(knowledge),
         temperature=temperature,
+        learnt_examples=frozenset(example_key(m) for messages in knowledge.examples.values() for m in messages),
     )
 
 

@@ -217,12 +217,15 @@ def test_the_name_of_the_fallback_examples_topic_is_reserved(faq_copy: Path) -> 
     assert any("'unanswered-examples' is reserved for the @fallback examples" in e for e in errors), errors
 
 
-def test_faq_check_warns_when_the_classifier_is_older_than_an_edit(faq_copy: Path) -> None:
+def test_faq_check_says_when_the_classifier_has_not_learnt_an_edit(faq_copy: Path) -> None:
     assert not [w for w in check(faq_copy)[1] if "classifier" in w.message]
     examples = faq_copy / "ko" / "examples.yaml"
     examples.write_text(examples.read_text(encoding="utf-8") + '  - "주차 되나요? 차 가져가려고요"\n', encoding="utf-8")
     errors, warnings = check(faq_copy)
     assert not errors
-    stale = [w for w in warnings if "classifier" in w.message]
-    assert [(w.path, w.key) for w in stale] == [(faq_copy / "ko" / "model.npz", "(ko model)")], stale
-    assert "python -m bot train" in stale[0].message
+    new_example = [w for w in warnings if "classifier" in w.message]
+    assert [(w.path, w.key) for w in new_example] == [(faq_copy / "ko" / "model.npz", "(ko model)")], new_example
+    assert "1 example(s) are not learnt" in new_example[0].message and "python -m bot train" in new_example[0].message
+    replace_in(faq_copy / "smas_mini_lift.yaml", "      - what is the smas mini lift\n", "      - what is the smas mini lift\n      - tell me about smas\n")
+    stale = [w for w in check(faq_copy)[1] if "classifier" in w.message and w.key == "(en model)"]
+    assert stale and "trained before the last edit" in stale[0].message, stale

@@ -23,7 +23,7 @@ from bot.core.booking import (
     display_phone,
     normalise_phone,
 )
-from bot.core.knowledge import ClinicFacts, KnowledgeBase
+from bot.core.knowledge import CONTACT_TOPIC, ClinicFacts, KnowledgeBase
 from bot.core.matcher import Match, Matcher
 from bot.core.text import MAX_ANALYSED_CHARS
 from bot.core.understanding import Understanding
@@ -35,9 +35,6 @@ FAQ_PREFIX = "faq:"
 ACTION_BOOK = "do:book"
 ACTION_HUMAN = "do:human"
 ACTION_TOPICS = "do:topics"
-
-# The out-of-scope topic (intents.yaml) answered from the operator's clinic facts.
-CONTACT_TOPIC = "clinic-contact"
 
 HandOffReason = Literal["unanswered", "requested", "urgent", "booking"]
 
@@ -256,6 +253,13 @@ class Dialogue:
             return self.language
         if isinstance(event, PatientText) and state.booking is None and not state.confirming_forget:
             return self.understanding.language_of(event.text, state.lang)
+        if isinstance(event, PatientText):
+            # Mid-booking or mid-/forget the language stays (a name is no language), but an
+            # emergency is heard in whatever language it is written ("수술 후에 피가 안 멈춰요"
+            # typed where an English booking asked for a name).
+            written_in = self.understanding.language_of(event.text, state.lang)
+            if written_in != state.lang and self.understanding.matchers[written_in].match(event.text).intent == "urgent":
+                return written_in
         if isinstance(event, PatientCommand) and state.lang is None and event.language_hint:
             hint = event.language_hint.split("-")[0].lower()
             return hint if hint in self._speakers else self.language

@@ -21,6 +21,9 @@ EXAMPLE_INTENT_LABELS: tuple[str, ...] = ("@booking", "@human", "@fallback")
 # The out-of-scope topic the @fallback examples make; no topic of intents.yaml may take the name.
 UNANSWERED_EXAMPLES = "unanswered-examples"
 
+# The out-of-scope subject answered from the operator's clinic facts (config `clinic:`).
+CONTACT_TOPIC = "clinic-contact"
+
 # Fixed texts every deployment must provide (faq/intents.yaml, key ``texts``).
 REQUIRED_TEXTS: tuple[str, ...] = (
     "welcome",

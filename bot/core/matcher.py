@@ -39,8 +39,8 @@ from typing import Literal
 from rapidfuzz import fuzz, process
 
 from bot.core.analysis import HINT, Analyzer
-from bot.core.knowledge import UNANSWERED_EXAMPLES, KnowledgeBase, OutOfScopeTopic, UrgentVocabulary
-from bot.core.model import LinearModel, is_current
+from bot.core.knowledge import CONTACT_TOPIC, UNANSWERED_EXAMPLES, KnowledgeBase, OutOfScopeTopic, UrgentVocabulary
+from bot.core.model import LinearModel, fresh_examples, usable
 from bot.core.text import bare, clauses, clean, marked_clauses, words
 
 CandidateKind = Literal["faq", "intent", "out_of_scope"]
@@ -85,6 +85,9 @@ HINT_WEIGHT = 0.5
 # much in the whole-message ranking, the two disagree: offer both, answer neither.
 DISAGREEMENT_MARGIN = 10.0
 SOCIAL_INTENTS = ("greeting", "thanks")
+# Past this many other words, a question beside a courtesy is a question ("How many facelifts
+# does one get in life? ... Thanks in advance!"), even if nothing we know answers it.
+COURTESY_REST_WORDS = 8
 FALLBACK_LABEL = "@fallback"  # the examples' label for questions the document does not answer
 # Examples of one candidate that must use a word before it counts as that candidate's
 # word in term weights (see Matcher._inverse_document_frequency). Cross-validated
@@ -132,6 +135,9 @@ class Match:
     reason: str = field(default="", compare=False)
     # Only words every topic uses ("lift", "face"): no reader, learnt or not, may pick one.
     generic: bool = field(default=False, compare=False)
+    # The answer rests on an example the classifier has not learnt yet (an operator's new
+    # one): it stands until `python -m bot train` folds it in.
+    taught: bool = field(default=False, compare=False)
 
 
 @dataclass
@@ -139,6 +145,7 @@ class Ranked:
     """Scores of candidates for one piece of text, best first."""
 
     scores: list[tuple[float, int]] = field(default_factory=list)
+    taught: frozenset[int] = frozenset()  # candidates whose nearest phrasing is a not-yet-learnt example
 
     def best(self) -> tuple[float, int] | None:
         return self.scores[0] if self.scores else None
@@ -171,10 +178,14 @@ class Matcher:
         self.analyzer = Analyzer(knowledge.language, vocabulary)
 
         curated_sets = [[frozenset(self.analyzer.terms(t, correct_typos=False)) for t in texts] for texts in texts_by_candidate]
-        # Patients' examples are phrasings too, and their words count like the FAQ's:
-        # an operator who teaches "pelican pouch" under an entry expects it to work
+        # The classifier, unless the FAQ no longer has a label it gives (see usable).
+        self.model = usable(knowledge.model, knowledge)
+        # Patients' examples are phrasings too, and their words count like the FAQ's: an
+        # operator who teaches "pelican pouch" under an entry expects it to work at once
         # (though typos of such a word are corrected only once the language data has it).
-        example_sets = self._example_term_sets(knowledge.examples)
+        # The examples the classifier learnt are its to know: indexing them too cost most
+        # of the start-up and of the time per message, and measured no better.
+        example_sets = self._example_term_sets(fresh_examples(knowledge, self.model))
         in_examples = Counter(t for sets in example_sets.values() for terms in sets for t in terms)
         # Words the examples taught ("turkeyneck") are English for the other-language check.
         self.analyzer.count_as_english(in_examples)
@@ -200,6 +211,7 @@ class Matcher:
         for index, sets in enumerate(curated_sets):
             for terms in set(sets):
                 self._add_phrasing(index, terms, terms)
+        self._first_taught = len(self._phrasing_terms)  # phrasings from here on are examples
         for index, sets in example_sets.items():
             for terms in set(sets) - set(curated_sets[index]):
                 self._add_phrasing(index, terms, terms - self._widespread or terms)
@@ -238,9 +250,6 @@ class Matcher:
         self._cached_match = lru_cache(maxsize=MATCH_CACHE)(self._match)
         self._urgent = _UrgentRules(self.analyzer, urgent, knowledge.language.personal)
         self._whole_social = whole_message_courtesies(knowledge)
-        # A model trained before the FAQ was last edited would override what the operator
-        # just taught: until `python -m bot train` runs again, the ranking decides alone.
-        self.model = knowledge.model if knowledge.model is not None and is_current(knowledge.model, knowledge) else None
         own = knowledge.own_surgery
         self._own_surgery = tuple(_UrgentRules._phrases(words) for words in (own.cues, own.since, own.operations, own.unless))
 
@@ -351,6 +360,7 @@ class Matcher:
         candidate_of, scaled_weight, terms_of = self._phrasing_candidate, self._phrasing_scaled_weight, self._phrasing_terms
         unlisted = [t for t in rare if t in self._widespread]
         partly_listed = self._partly_listed
+        nearest: dict[int, int] = {}
         for p, shared in overlap.items():
             if common:
                 shared += sum(weights[t] for t in common if t in terms_of[p])
@@ -359,6 +369,7 @@ class Matcher:
             f = shared / (scaled_weight[p] + query_weight)
             if f > best(candidate_of[p], 0.0):
                 best_phrasing[candidate_of[p]] = f
+                nearest[candidate_of[p]] = p
         scale = 1 + BETA * BETA
         for candidate in best_phrasing:
             best_phrasing[candidate] *= scale
@@ -373,7 +384,8 @@ class Matcher:
             score = round(100 * (PHRASING_SHARE * similarity + (1 - PHRASING_SHARE) * coverage), 1)
             bisect.insort(scores, (score, candidate), key=lambda s: (-s[0], s[1]))
             del scores[RANK_DEPTH:]
-        return Ranked(scores)
+        taught = frozenset(c for _, c in scores if nearest[c] >= self._first_taught) if self.model is not None else frozenset()
+        return Ranked(scores, taught)
 
     # -- decision --------------------------------------------------------------
     def match(self, text: str) -> Match:
@@ -400,9 +412,13 @@ class Matcher:
             if not rest_terms:
                 return Match(social, score=100.0, reason=f"{social} and nothing else")
             about_rest = self._decide(self.rank_terms(frozenset(rest_terms)), rest_terms)
+            if about_rest.intent in ("booking", "human") and self.model is not None:
+                # "ok thanks, that's all I needed" asks for no one: the classifier must see the request too.
+                about_rest = with_model(self.model, " ".join(rest), about_rest)
             if about_rest.intent in ("booking", "human"):
                 return about_rest  # "thanks, i'd like to book" is a booking
-            if about_rest.intent == "fallback" and about_rest.topic is None and about_rest.score < SUGGEST_SCORE:
+            nothing_known = about_rest.intent == "fallback" and about_rest.topic is None and about_rest.score < SUGGEST_SCORE
+            if nothing_known and not (len(rest) > COURTESY_REST_WORDS and "?" in text):
                 return Match(social, score=100.0, reason=f"{social}; the rest asks nothing we know")  # "hi there, anyone online?"
             # "heyy quick q whats a mini smas lift" asks too, without a question mark.
             asks = any(w in self.knowledge.language.question_starters for w in rest) and about_rest.intent == "faq"
@@ -426,13 +442,22 @@ class Matcher:
         # "Last clinic I visited did a 5 min consult. How thorough is yours?" books nothing.
         if decision.intent in ("faq", "clarify", "fallback", "booking", "human") and self._decisive_subject(asked) is None:
             decision = self._consider_clauses(parts, decision, ranked)
-            if self.model is not None:
-                decision = with_model(self.model, text, decision)
+            if self.model is not None and not self._names_its_subject(decision, asked):
+                asked_text = " ".join(asking) if story_around and asking else ""
+                decision = with_model(self.model, text, decision, asked=asked_text)
             if decision.intent in ("faq", "clarify") and self._tells_of_own_surgery(text):
                 return Match("fallback", score=decision.score, topic="own-surgery", reason="the patient's own operation: for staff")
         if decision.intent == "fallback" and (named := next((t for t, cues in self._topic_cues if cues.found_in(asked)), None)):
             decision = replace(decision, topic=named)
         return decision
+
+    def _names_its_subject(self, decision: Match, asked: tuple[str, ...]) -> bool:
+        """A question about the clinic's whereabouts, named so by the asking part and ranked
+        so ("where is your clinic?"): its answer is the operator's facts, and the classifier,
+        which learnt "clinic" from choosing one, is not asked. (Other subjects gain nothing
+        from this: their words are shared with entries the examples teach.)"""
+        topics = dict(self._topic_cues)
+        return decision.intent == "fallback" and decision.topic == CONTACT_TOPIC and topics[CONTACT_TOPIC].found_in(asked)
 
     def _tells_of_own_surgery(self, text: str) -> bool:
         """An operation the patient has had (see OwnSurgeryVocabulary)."""
@@ -557,8 +582,9 @@ class Matcher:
         if sum(self.weight(t) for t in terms if t in self._vocab[index]) < MIN_EVIDENCE:
             # "face", "surgery", "lift": words every topic uses say too little to pick one.
             return Match("clarify", suggestions=suggestions, score=score, reason=f"evidence below {MIN_EVIDENCE:g}: only generic words", generic=True)
+        taught = index in ranked.taught
         if score >= ANSWER_SCORE and score - runner_up >= CLEAR_MARGIN:
-            return Match("faq", faq_id=candidate.key, score=score, reason=f"score >= {ANSWER_SCORE:g} and {CLEAR_MARGIN:g} ahead")
+            return Match("faq", faq_id=candidate.key, score=score, reason=f"score >= {ANSWER_SCORE:g} and {CLEAR_MARGIN:g} ahead", taught=taught)
         # With a current classifier a long message's close call is its to settle (see
         # with_model): comparing a long story character by character with every phrasing
         # was the costliest step. A short clause ("is this what the lift is for?") still gets it.
@@ -567,7 +593,7 @@ class Matcher:
             # Too close to call on words alone, but the phrasing most similar
             # character by character belongs to the same entry: two different
             # signals agree, which on our evaluation never picked a wrong entry.
-            return Match("faq", faq_id=candidate.key, score=score, reason="close call settled by the nearest phrasing")
+            return Match("faq", faq_id=candidate.key, score=score, reason="close call settled by the nearest phrasing", taught=taught)
         return Match("clarify", suggestions=suggestions, score=score, reason="too close to call: did you mean")
 
     def _consider_clauses(self, parts: list[tuple[str, bool]], whole: Match, ranked: Ranked) -> Match:
@@ -622,16 +648,28 @@ class Matcher:
         return replace(chosen, also_asked=other, reason="the asking clause decides: " + chosen.reason)
 
 
-def with_model(model: LinearModel, text: str, similar: Match) -> Match:
+def with_model(model: LinearModel, text: str, similar: Match, *, asked: str = "") -> Match:
     """The decision once the trained classifier has read ``text``; ``similar``: the similarity ranking's.
 
-    A probable label decides. Otherwise the ranking's answer stands if the model
+    A probable label decides. A story the model cannot place is read again by its
+    asking part alone (``asked``: "...which hurts. Is this what the lift is for?"),
+    which decides if it is probable. Otherwise the ranking's answer stands if the model
     finds it plausible too; else the model's likely entries are offered as "did
     you mean", or, when it leans to nothing the document answers, the fallback.
     """
-    if similar.generic:
+    if similar.generic or similar.taught:
         return similar
     ranked = model.probabilities(text)
+    if similar.intent in SOCIAL_INTENTS:
+        # The ranking heard a courtesy (the model learns none); only a sure request or
+        # question outweighs it ("코디네이터분 계세요?" asks for a person, it greets no one).
+        p_best, best = ranked[0]
+        if best == FALLBACK_LABEL or p_best < MODEL_REQUEST:
+            return similar
+    if asked and ranked[0][0] < MODEL_ANSWER:
+        asked_ranked = model.probabilities(asked)
+        if asked_ranked[0][0] >= MODEL_ANSWER:
+            ranked = asked_ranked
     p_best, best = ranked[0]
     shown = ", ".join(f"{label} {p:.2f}" for p, label in ranked[:3])
     probable = dict((label, p) for p, label in ranked)

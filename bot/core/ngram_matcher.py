@@ -34,7 +34,7 @@ from functools import lru_cache
 
 from bot.core.knowledge import KnowledgeBase, OutOfScopeTopic
 from bot.core.matcher import Candidate, Match, whole_message_courtesies, with_model
-from bot.core.model import is_current
+from bot.core.model import fresh_examples, usable
 from bot.core.text import bare
 
 # -- tuned constants (measured with `python -m bot eval` on the Korean sets) --------
@@ -82,6 +82,7 @@ class Scored:
     nearest: float
     centroid: float
     nearest_phrasing: str
+    taught: bool = False  # the nearest phrasing is an example the classifier has not learnt
 
 
 @dataclass(frozen=True)
@@ -144,21 +145,28 @@ class NgramMatcher:
         self.knowledge = knowledge
         self.sizes = knowledge.language.ngram_sizes or DEFAULT_NGRAM_SIZES
         self.candidates: list[Candidate] = []
+        # The classifier, unless the FAQ lost a label it gives (see usable); the examples it
+        # learnt are its to know, and only the others are indexed here.
+        self.model = usable(knowledge.model, knowledge)
+        examples = fresh_examples(knowledge, self.model)
         phrasings: list[tuple[int, str]] = []
+        taught: list[tuple[int, str]] = []
         for entry in knowledge.entries:
             phrasings += [(len(self.candidates), t) for t in (*entry.questions, *entry.keywords, entry.title)]
-            phrasings += [(len(self.candidates), t) for t in knowledge.examples.get(entry.id, ())]
+            taught += [(len(self.candidates), t) for t in examples.get(entry.id, ())]
             self.candidates.append(Candidate("faq", entry.id))
         for name, intent in knowledge.intents.items():
             phrasings += [(len(self.candidates), t) for t in (*intent.phrases, *intent.keywords)]
-            phrasings += [(len(self.candidates), t) for t in knowledge.examples.get("@" + name, ())]
+            taught += [(len(self.candidates), t) for t in examples.get("@" + name, ())]
             self.candidates.append(Candidate("intent", name))
         for topic in knowledge.out_of_scope:
             phrasings += [(len(self.candidates), t) for t in (*topic.phrases, *topic.keywords)]
             self.candidates.append(Candidate("out_of_scope", topic.topic))
-        if fallback_examples := knowledge.examples.get("@fallback"):
-            phrasings += [(len(self.candidates), t) for t in fallback_examples]
+        if fallback_examples := examples.get("@fallback"):
+            taught += [(len(self.candidates), t) for t in fallback_examples]
             self.candidates.append(Candidate("out_of_scope", "unanswered-examples"))
+        first_taught = len(phrasings)
+        phrasings += taught
 
         grams = [char_ngrams(text, self.sizes) for _, text in phrasings]
         df: Counter[str] = Counter(g for counts in grams for g in counts)
@@ -166,10 +174,11 @@ class NgramMatcher:
         self._idf = {g: math.log((1 + total) / (1 + n)) + 1.0 for g, n in df.items() if n <= COMMON_NGRAM_SHARE * total}
         self._phrasing_candidate: list[int] = []
         self._phrasing_text: list[str] = []
+        self._phrasing_taught: list[bool] = []  # an example the classifier has not learnt
         self._postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
         centroids: list[dict[str, float]] = [defaultdict(float) for _ in self.candidates]
         seen: set[tuple[int, str]] = set()
-        for (candidate, text), counts in zip(phrasings, grams):
+        for position, ((candidate, text), counts) in enumerate(zip(phrasings, grams)):
             key = (candidate, squeeze(text))
             if key in seen or not key[1]:
                 continue
@@ -180,6 +189,7 @@ class NgramMatcher:
             index = len(self._phrasing_candidate)
             self._phrasing_candidate.append(candidate)
             self._phrasing_text.append(text)
+            self._phrasing_taught.append(self.model is not None and position >= first_taught)
             for g, w in vector.items():
                 if df[g] <= NEAREST_NGRAM_SHARE * total:
                     self._postings[g].append((index, w))
@@ -203,8 +213,6 @@ class NgramMatcher:
             (topic, _Cues(topic.keywords), _Cues(topic.unless)) for topic in knowledge.out_of_scope if topic.decisive
         ]
         self._whole_social = whole_message_courtesies(knowledge)
-        # A model older than the FAQ's last edit is left out until retrained (see Matcher).
-        self.model = knowledge.model if knowledge.model is not None and is_current(knowledge.model, knowledge) else None
         own = knowledge.own_surgery
         self._own_surgery = tuple(_Cues(words) for words in (own.cues, own.since, own.operations, own.unless))
         self._settled = _Cues(urgent.settled)
@@ -270,6 +278,7 @@ class NgramMatcher:
                     n_score,
                     c_score,
                     self._phrasing_text[index] if index >= 0 else "",
+                    index >= 0 and self._phrasing_taught[index],
                 )
             )
         scored.sort(key=lambda s: -s.score)
@@ -300,7 +309,7 @@ class NgramMatcher:
                 return NgramExplanation(squeezed, found, ranking[:8], f"decisive subject: {topic.topic}", Match("fallback", topic=topic.topic, score=100.0))
         decided = self._decide(squeezed, ranking)
         match, rule = decided.match, decided.rule
-        if self.model is not None and match.intent in ("faq", "clarify", "fallback", "booking", "human"):
+        if self.model is not None and match.intent in ("faq", "clarify", "fallback", "booking", "human", "greeting", "thanks"):
             match = with_model(self.model, text, match)
             rule = f"{match.reason} (ranking said: {rule})"
         if match.intent in ("faq", "clarify") and self._tells_of_own_surgery(squeezed, word_starts(text)):
@@ -326,7 +335,7 @@ class NgramMatcher:
         if clearly and best.candidate.kind == "intent":
             return explained("an intent clearly ahead", Match(best.candidate.key, score=score))  # type: ignore[arg-type]
         if clearly:
-            return explained("an FAQ entry clearly ahead", Match("faq", faq_id=best.candidate.key, score=score))
+            return explained("an FAQ entry clearly ahead", Match("faq", faq_id=best.candidate.key, score=score, taught=best.taught))
         suggestions = tuple(s.candidate.key for s in ranking if s.candidate.kind == "faq" and s.score >= NGRAM_SUGGEST)[:MAX_SUGGESTIONS]
         if best.candidate.kind == "intent" and best.score >= NGRAM_ANSWER and best.candidate.key not in SOCIAL_INTENTS:
             return explained("a request ahead of the topics", Match(best.candidate.key, score=score))  # type: ignore[arg-type]

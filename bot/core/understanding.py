@@ -19,9 +19,9 @@ from bot.core.text import words
 
 # A message is in a language of another script (Hangul...) once that script's letters
 # make this share of its letters, each such letter counting as SYLLABLE_WEIGHT Latin
-# ones (a Hangul syllable carries about as much as three Latin letters). "SMAS mini
-# lift 가격?" is a Korean patient's question, "what does 거상 mean" is not English only.
-OTHER_SCRIPT_SHARE = 0.25
+# ones (a Hangul syllable carries about as much as three Latin letters): "SMAS mini
+# lift 가격 얼마에요?" is Korean, "how long is recovery for 미니거상" is English.
+OTHER_SCRIPT_SHARE = 0.5
 SYLLABLE_WEIGHT = 3
 # Fewer (weighted) letters than this do not switch a known conversation language:
 # a Korean patient's "ok" or "SMAS?" is still a Korean conversation.
