@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from bot.config import ConfigError
 from bot.knowledge_files import KnowledgeError, load_knowledge, read_knowledge
 
 
@@ -59,7 +60,7 @@ def _jsonl_record(step) -> dict[str, object]:  # noqa: ANN001
 def cmd_chat(args: argparse.Namespace) -> int:
     from bot.console import run_console
 
-    dialogue = _build_dialogue(args.faq, getattr(args, "clinic", None))
+    dialogue = getattr(args, "dialogue", None) or _build_dialogue(args.faq)
     interactive = sys.stdin.isatty()
 
     def prompt() -> None:
@@ -93,8 +94,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if not config.has_token:
         print(NO_TOKEN_NOTICE, file=sys.stderr)
-        args.faq = args.faq or str(config.faq_path)
-        args.clinic = config.clinic
+        from bot.runner import build_dialogue
+
+        args.dialogue = build_dialogue(config) if args.faq is None else _build_dialogue(args.faq, config.clinic)
         return cmd_chat(args)
     return run_telegram(config)
 
@@ -232,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args([*(argv or []), "run"])
     try:
         return int(args.func(args))
+    except ConfigError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return 2
     except KnowledgeError as exc:
         print("The FAQ files have errors:", file=sys.stderr)
         for problem in exc.problems:

@@ -8,6 +8,7 @@ has a default. Relative paths resolve against the config file's folder.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from bot.core.knowledge import ClinicFacts
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config.yaml"
 TELEGRAM_API = "https://api.telegram.org/bot"
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -127,15 +129,29 @@ class _Reader:
         return str(value).strip()
 
     def per_language(self, data: dict[str, Any], key: str) -> dict[str, str]:
-        """A text, or texts by language code ({en: ..., ko: ...}); "*" holds the one for every language."""
+        """A text, or texts by language code ({en: ..., ko: ...}); "*" holds the one for every language.
+
+        Only quoted-or-plain text is taken: YAML reads 0212345670 as an octal number and
+        10:30 as 630, and a patient would be told the wrong number or time.
+        """
         value = data.get(key.rsplit(".", 1)[-1])
         if value is None or value == "":
             return {}
-        if isinstance(value, (str, int)) and not isinstance(value, bool):
-            return {"*": str(value).strip()}
-        if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, (str, int)) for k, v in value.items()):
-            return {k: str(v).strip() for k, v in value.items() if str(v).strip()}
-        raise ConfigError(self.source, key, f"must be a text, or texts by language code like {{en: ..., ko: ...}}, found {value!r}")
+        if isinstance(value, str):
+            return {"*": value.strip()}
+        if isinstance(value, dict):
+            texts: dict[str, str] = {}
+            for code, text in value.items():
+                if not isinstance(code, str) or not _LANGUAGE_CODE.match(code):
+                    raise ConfigError(self.source, f"{key}.{code}", "is not a language code (two or three lowercase letters, like en or ko)")
+                if not isinstance(text, str):
+                    raise ConfigError(self.source, f"{key}.{code}", f"must be text; put it in quotes ({text!r} is how YAML read it)")
+                if text.strip():
+                    texts[code] = text.strip()
+            return texts
+        raise ConfigError(
+            self.source, key, f"must be text in quotes, or texts by language code like {{en: ..., ko: ...}}; YAML read {value!r}"
+        )
 
     def number(self, data: dict[str, Any], key: str, default: float, *, integer: bool = False, minimum: float = 0) -> Any:
         value = data.get(key.rsplit(".", 1)[-1], default)

@@ -8,9 +8,15 @@ tree (which keeps line numbers) rather than the plain loaded data.
 
 from __future__ import annotations
 
+import os
 import re
+import string
+import unicodedata
+import zipfile
+from functools import lru_cache
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import yaml
@@ -21,6 +27,7 @@ from bot.core.knowledge import (
     INTENT_NAMES,
     BookingVocabulary,
     REQUIRED_TEXTS,
+    TEXT_PLACEHOLDERS,
     FaqEntry,
     IntentVocabulary,
     KnowledgeBase,
@@ -113,8 +120,12 @@ def _read_language(
     """One language's files; ``default`` is the knowledge a translation follows (ids, follow-ups)."""
     faq_root = reader.parse(faq_path)
     intents_root = reader.parse(intents_path)
-    # A translation may do without language.yaml: the n-gram matcher needs no word lists.
-    language_root = reader.parse(language_path) if default is None or language_path.exists() else None
+    # A translation needs language.yaml for its script: without it, its patients' messages
+    # would be taken for English.
+    if default is not None and not language_path.exists():
+        reader.problems.append(Problem(language_path, 1, "script", "missing: each language names its script here (e.g. `script: HANGUL`)"))
+        return None
+    language_root = reader.parse(language_path)
     entries = reader.entries(faq_path, faq_root, default=default) if faq_root is not None else ()
     language = reader.language(language_path, language_root) if language_root is not None else Language()
     language = replace(language, code=code, dictionary=reader.common_words(language_path.parent / COMMON_WORDS_FILE))
@@ -135,7 +146,7 @@ def _read_language(
     if model_path.exists():
         try:
             model = load_model(model_path)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
             reader.problems.append(Problem(model_path, 1, "(file)", f"cannot be read ({exc}); run `python -m bot train` to rebuild it"))
             return None
     return KnowledgeBase(
@@ -415,6 +426,7 @@ class _Reader:
                 value = self.text(node, f"texts.{name}")
                 if value is not None:
                     texts[name] = value.strip()
+                    self._placeholders(node, name, texts[name])
         booking = BookingVocabulary()
         if "booking" in top:
             node = top["booking"][1]
@@ -436,6 +448,21 @@ class _Reader:
         if urgent is None or intent_items is None or text_items is None:
             return None
         return intents, urgent, tuple(topics), texts, booking
+
+    def _placeholders(self, node: yaml.Node, name: str, text: str) -> None:
+        """A text the code fills must use only the {placeholders} it fills (TEXT_PLACEHOLDERS);
+        other texts are sent as they are, braces and all."""
+        allowed = TEXT_PLACEHOLDERS.get(name)
+        if allowed is None:
+            return
+        try:
+            used = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+        except ValueError as exc:
+            self.problem(node, f"texts.{name}", f"has a stray brace ({exc}); write {{{{ or }}}} for a literal one")
+            return
+        if unknown := sorted(used - allowed):
+            expected = ", ".join("{" + p + "}" for p in sorted(allowed))
+            self.problem(node, f"texts.{name}", f"uses {{{unknown[0]}}}, which is never filled; it may use {expected}")
 
     def _urgent(self, node: yaml.Node, items: dict[str, tuple[yaml.Node, yaml.Node]], key: str) -> UrgentVocabulary | None:
         lists = ("red_flags", "symptoms", "intensifiers", "post_op")
@@ -512,6 +539,8 @@ class _Reader:
             top, {"shorthand", "synonyms", "stopwords", "personal", "others", "question_starters", "relative_pronouns", "script", "ngram_sizes"}, ""
         )
         script = self.text(top["script"][1], "script") if "script" in top else "LATIN"
+        if script is not None and script.upper() not in _COMMON_SCRIPTS and script.upper() not in _unicode_scripts():
+            self.problem(top["script"][1], "script", f"{script!r} is not a Unicode script name (like LATIN, HANGUL, CYRILLIC, CJK)")
         sizes: list[int] = []
         if "ngram_sizes" in top:
             node = top["ngram_sizes"][1]
@@ -560,6 +589,21 @@ class _Reader:
         )
 
 
+# Checked first, so that loading a Korean folder does not scan Unicode (0.1 s) at every start.
+_COMMON_SCRIPTS = frozenset({"LATIN", "HANGUL", "CJK", "CYRILLIC", "GREEK", "ARABIC", "HEBREW", "THAI", "HIRAGANA", "KATAKANA", "DEVANAGARI"})
+
+
+@lru_cache(maxsize=1)
+def _unicode_scripts() -> frozenset[str]:
+    """The first words of Unicode letters' names (LATIN, HANGUL, CJK...): what a script is called."""
+    found = set()
+    for code_point in range(0x30000):
+        ch = chr(code_point)
+        if ch.isalpha() and (name := unicodedata.name(ch, "")):
+            found.add(name.split(" ", 1)[0])
+    return frozenset(found)
+
+
 def _kind(node: yaml.Node | None) -> str:
     if node is None:
         return "nothing"
@@ -574,10 +618,18 @@ def _kind(node: yaml.Node | None) -> str:
 
 # -- model.npz -------------------------------------------------------------------
 def save_model(model: LinearModel, path: Path) -> None:
-    """Write a trained classifier (see bot.train) as compressed arrays, no pickles."""
+    """Write a trained classifier (see bot.train) as compressed arrays, no pickles; an
+    interrupted write leaves the old file whole (a new one replaces it at the end)."""
     vocabulary = sorted(model.index, key=model.index.__getitem__)
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("wb") as out:
+        _write_arrays(out, model, vocabulary)
+    os.replace(partial, path)
+
+
+def _write_arrays(out: BinaryIO, model: LinearModel, vocabulary: list[str]) -> None:
     np.savez_compressed(
-        path,
+        out,
         labels=np.array(model.labels),
         vocabulary=np.array(vocabulary),
         idf=model.idf,

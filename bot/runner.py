@@ -6,8 +6,9 @@ import logging
 import sys
 from typing import TextIO
 
-from bot.config import Config
+from bot.config import Config, ConfigError
 from bot.core.dialogue import Dialogue
+from bot.core.knowledge import ClinicFacts
 from bot.knowledge_files import load_knowledge
 from bot.storage import Store
 
@@ -48,7 +49,14 @@ def configure_logging(config: Config, stream: TextIO | None = None) -> None:
 
 
 def build_dialogue(config: Config) -> Dialogue:
-    return Dialogue(load_knowledge(config.faq_path), phone_region=config.phone_region, clinic=config.clinic)
+    """The dialogue for this deployment: its FAQ, phone region and clinic facts (checked against the FAQ's languages)."""
+    knowledge = load_knowledge(config.faq_path)
+    for name in ClinicFacts.CONTACT_FIELDS:
+        for code in getattr(config.clinic, name):
+            if code != "*" and code not in knowledge.languages:
+                spoken = ", ".join(knowledge.languages)
+                raise ConfigError(config.source, f"clinic.{name}.{code}", f"the FAQ has no language {code!r} (it has {spoken})")
+    return Dialogue(knowledge, phone_region=config.phone_region, clinic=config.clinic)
 
 
 def run_telegram(config: Config) -> int:

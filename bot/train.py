@@ -42,7 +42,7 @@ CALIBRATION_FOLDS = 5
 TEMPERATURES = tuple(round(0.2 + 0.05 * i, 2) for i in range(57))  # 0.2 ... 3.0
 
 
-def _fit(texts: list[str], labels: list[str], spec: FeatureSpec):  # noqa: ANN202 - scikit-learn objects
+def fit(texts: list[str], labels: list[str], spec: FeatureSpec):  # noqa: ANN202 - scikit-learn objects
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
@@ -70,7 +70,7 @@ def calibrate(pairs: list[tuple[str, str]], spec: FeatureSpec, labels: tuple[str
     held_truth: list[int] = []
     folds = StratifiedKFold(n_splits=CALIBRATION_FOLDS, shuffle=True, random_state=0)
     for train_rows, test_rows in folds.split(texts, targets):
-        vectorizer, classifier = _fit([texts[i] for i in train_rows], [targets[i] for i in train_rows], spec)
+        vectorizer, classifier = fit([texts[i] for i in train_rows], [targets[i] for i in train_rows], spec)
         test_rows = [i for i in test_rows if texts[i] in examples]
         if not test_rows:
             continue
@@ -98,19 +98,23 @@ def train(knowledge: KnowledgeBase) -> LinearModel:
     """Fit the classifier for one language (scikit-learn is imported here only)."""
     pairs = training_set(knowledge)
     spec = spec_of(knowledge)
-    vectorizer, classifier = _fit([text for text, _ in pairs], [label for _, label in pairs], spec)
+    vectorizer, classifier = fit([text for text, _ in pairs], [label for _, label in pairs], spec)
     labels = tuple(str(label) for label in classifier.classes_)
     examples = {message for messages in knowledge.examples.values() for message in messages}
-    temperature = calibrate(pairs, spec, labels, examples)
+    return as_model(vectorizer, classifier, knowledge, calibrate(pairs, spec, labels, examples))
+
+
+def as_model(vectorizer, classifier, knowledge: KnowledgeBase, temperature: float) -> LinearModel:  # noqa: ANN001 - scikit-learn objects
+    """The weights the bot scores with, from the fitted scikit-learn objects."""
     vocabulary = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
     # Scores divided by the temperature are the same as weights divided by it.
     return LinearModel(
-        labels=labels,
+        labels=tuple(str(label) for label in classifier.classes_),
         index={feature: row for row, feature in enumerate(vocabulary)},
         idf=vectorizer.idf_.astype(np.float32),
         weights=(classifier.coef_.T / temperature).astype(np.float32),
         bias=(classifier.intercept_ / temperature).astype(np.float32),
-        spec=spec,
+        spec=spec_of(knowledge),
         fingerprint=fingerprint(knowledge),
         temperature=temperature,
         learnt_examples=frozenset(example_key(m) for messages in knowledge.examples.values() for m in messages),

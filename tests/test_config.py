@@ -71,6 +71,9 @@ def test_environment_overrides_token_and_log_level(tmp_path: Path) -> None:
         ("telegram: {api_base_url: 'ftp://x'}", "telegram.api_base_url", "http(s) URL"),
         ("telegram: [", "(yaml)", "not valid YAML"),
         ("clinic: {phone: [1, 2]}", "clinic.phone", "texts by language code"),
+        ("clinic: {phone: 0212345670}", "clinic.phone", "text in quotes"),  # YAML's octal: never shown as a number
+        ("clinic: {hours: {en: 10:30}}", "clinic.hours.en", "put it in quotes"),
+        ("clinic: {address: {Korean: x}}", "clinic.address.Korean", "not a language code"),
         ("clinic: {fax: '02'}", "clinic.fax", "unknown key"),
     ],
 )
@@ -99,3 +102,12 @@ def test_the_clinic_facts_are_read_per_language(tmp_path: Path) -> None:
     assert clinic.value("phone", "ko") == clinic.value("phone", "en") == "+82 2-000-0000"
     assert (clinic.value("address", "en"), clinic.value("address", "ko")) == ("12 Gangnam-daero", "강남대로 12")
     assert clinic.value("hours", "en") == "" and clinic.emergency_number == "119"
+
+
+def test_a_clinic_fact_in_a_language_the_faq_lacks_is_named(tmp_path: Path) -> None:
+    from bot.runner import build_dialogue
+
+    path = write(tmp_path, "clinic:\n  address: {en: 12 Gangnam-daero, kr: 강남대로 12}\n")
+    with pytest.raises(ConfigError) as raised:
+        build_dialogue(load_config(path, environ={}))
+    assert raised.value.key == "clinic.address.kr" and "en, ko" in raised.value.message

@@ -229,3 +229,30 @@ def test_faq_check_says_when_the_classifier_has_not_learnt_an_edit(faq_copy: Pat
     replace_in(faq_copy / "smas_mini_lift.yaml", "      - what is the smas mini lift\n", "      - what is the smas mini lift\n      - tell me about smas\n")
     stale = [w for w in check(faq_copy)[1] if "classifier" in w.message and w.key == "(en model)"]
     assert stale and "trained before the last edit" in stale[0].message, stale
+
+
+def test_a_placeholder_the_code_never_fills_is_an_error(faq_copy: Path) -> None:
+    path = faq_copy / "ko" / "intents.yaml"
+    replace_in(path, "{emergency_number}에 전화하시거나", "{emergency_number}에 전화하시거나 {phone}")
+    errors, _ = check(faq_copy)
+    assert [(e.path, e.key) for e in errors] == [(path, "texts.urgent")], errors
+    assert "{phone}" in errors[0].message and "{emergency_number}" in errors[0].message
+
+
+def test_a_broken_model_file_names_the_file_and_the_way_out(faq_copy: Path) -> None:
+    model = faq_copy / "ko" / "model.npz"
+    model.write_bytes(model.read_bytes()[:1000])  # what an interrupted write would have left
+    errors, _ = check(faq_copy)
+    assert [(e.path, e.key) for e in errors] == [(model, "(file)")], errors
+    assert "python -m bot train" in errors[0].message
+
+
+@pytest.mark.parametrize("language_yaml", [None, "script: Korean\n", "script: 5\n"])
+def test_a_language_without_a_known_script_is_an_error(faq_copy: Path, language_yaml: str | None) -> None:
+    path = faq_copy / "ko" / "language.yaml"
+    if language_yaml is None:
+        path.unlink()
+    else:
+        path.write_text(language_yaml, encoding="utf-8")
+    errors, _ = check(faq_copy)
+    assert [(e.path, e.key) for e in errors] == [(path, "script")], errors

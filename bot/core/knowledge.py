@@ -21,6 +21,23 @@ EXAMPLE_INTENT_LABELS: tuple[str, ...] = ("@booking", "@human", "@fallback")
 # The out-of-scope topic the @fallback examples make; no topic of intents.yaml may take the name.
 UNANSWERED_EXAMPLES = "unanswered-examples"
 
+# The {placeholders} a text may hold: the code fills exactly these, and any other (or a
+# stray brace) would break the reply at the moment a patient needs it (faq check says so).
+TEXT_PLACEHOLDERS: dict[str, frozenset[str]] = {
+    "urgent": frozenset({"emergency_number"}),
+    "urgent_clinic_phone": frozenset({"phone"}),
+    "clinic_address": frozenset({"value"}),
+    "clinic_phone": frozenset({"value"}),
+    "clinic_hours": frozenset({"value"}),
+    "clinic_website": frozenset({"value"}),
+    "also_asked": frozenset({"topic"}),
+    "booking_summary": frozenset({"name", "phone", "when", "note"}),
+    "staff_relay_failed": frozenset({"reason"}),
+    "staff_relay_in_failed": frozenset({"reason"}),
+    "staff_uncopyable": frozenset({"kind"}),
+    "staff_uncopyable_out": frozenset({"kind"}),
+}
+
 # The out-of-scope subject answered from the operator's clinic facts (config `clinic:`).
 CONTACT_TOPIC = "clinic-contact"
 
@@ -213,7 +230,7 @@ class Language:
     # The language's code: the folder's name under faq/ ("ko"), or "en" for faq/ itself.
     code: str = "en"
     # The Unicode script of its letters (the first word of their Unicode names: LATIN,
-    # HANGUL...): what a message's language is told by (see bot.core.languages).
+    # HANGUL...): what a message's language is told by (see bot.core.understanding).
     script: str = "LATIN"
     # Character n-gram sizes of the n-gram matcher (bot.core.ngram_matcher) for this language.
     ngram_sizes: tuple[int, ...] = ()

@@ -100,14 +100,8 @@ EXAMPLES_TO_COUNT = 10
 # cross-validation over the real questions among the examples (see bot/train.py):
 MODEL_ANSWER = 0.5  # a label at least this probable is the answer (an entry, a request, or the fallback)
 MODEL_SUGGEST = 0.12  # entries at least this probable are offered as "did you mean"
-# Below MODEL_ANSWER, the similarity ranking's own answer stands when the model gives it this much.
-MODEL_AGREES = 0.5
-# ...and a label this probable that leads the runner-up this many times over decides too:
-# a model of few features (Korean) spreads its probability thinner than the English one.
-MODEL_LEAD_MIN = 1.0
 # A booking or handoff read by the model alone needs this much (see with_model).
 MODEL_REQUEST = 0.8
-MODEL_LEAD_RATIO = 2.0
 
 Intent = Literal["faq", "clarify", "booking", "human", "greeting", "thanks", "urgent", "fallback"]
 
@@ -672,11 +666,9 @@ def with_model(model: LinearModel, text: str, similar: Match, *, asked: str = ""
             ranked = asked_ranked
     p_best, best = ranked[0]
     shown = ", ".join(f"{label} {p:.2f}" for p, label in ranked[:3])
-    probable = dict((label, p) for p, label in ranked)
-    p_second = ranked[1][0] if len(ranked) > 1 else 0.0
-    if p_best >= MODEL_ANSWER or (p_best >= MODEL_LEAD_MIN and p_best >= MODEL_LEAD_RATIO * p_second):
+    if p_best >= MODEL_ANSWER:
         if best == FALLBACK_LABEL:
-            return Match("fallback", score=round(100 * p_best, 1), topic=similar.topic or "learned", reason=f"model: {shown}")
+            return Match("fallback", score=round(100 * p_best, 1), topic=similar.topic, reason=f"model: {shown}")
         if best.startswith("@"):
             # A booking or a handoff opens a conversation with staff: the model alone
             # starts one only when it is sure ("do you have english speaking staff?" asks a fact).
@@ -685,10 +677,6 @@ def with_model(model: LinearModel, text: str, similar: Match, *, asked: str = ""
             return replace(similar, reason=f"model leans to a request the ranking does not see: {shown}")
         also = next((e for e in (similar.faq_id, similar.also_asked) if e and e != best), None)
         return Match("faq", faq_id=best, score=round(100 * p_best, 1), also_asked=also, reason=f"model: {shown}")
-    if similar.intent == "faq" and probable.get(similar.faq_id or "", 0.0) >= MODEL_AGREES:
-        return replace(similar, reason=f"ranking, and the model agrees: {shown}")
-    if similar.intent in ("booking", "human") and probable.get("@" + similar.intent, 0.0) >= MODEL_AGREES:
-        return replace(similar, reason=f"ranking, and the model agrees: {shown}")
     # The ranking's own choices are offered too, in turn with the model's: two readers
     # disagreeing is what "did you mean" is for.
     learnt = [label for p, label in ranked if not label.startswith("@") and p >= MODEL_SUGGEST]

@@ -8,8 +8,8 @@ and scores a message with a few dictionary look-ups and one small matrix sum.
 The model is a multinomial logistic regression over TF-IDF features of
 character n-grams (they survive typos, spacing slips and Korean particles) and
 words (they carry meaning across longer phrases). Its probabilities are
-calibrated enough to threshold on: on our real held-out questions a
-probability of 0.4 or more was right far more often than the rule-based ranking.
+calibrated by a temperature chosen in training (see bot.train.calibrate), so one
+threshold means the same in every language (bot.core.matcher.MODEL_ANSWER).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from bot.core.knowledge import KnowledgeBase, OutOfScopeTopic
-from bot.core.matcher import Candidate, Match, whole_message_courtesies, with_model
+from bot.core.matcher import SOCIAL_INTENTS, Candidate, Match, whole_message_courtesies, with_model
 from bot.core.model import fresh_examples, usable
 from bot.core.text import bare
 
@@ -52,8 +52,8 @@ COMMON_NGRAM_SHARE = 0.3
 NEAREST_NGRAM_SHARE = 0.03
 MAX_SUGGESTIONS = 3
 DEFAULT_NGRAM_SIZES = (1, 2, 3)
-SOCIAL_INTENTS = ("greeting", "thanks")
-NGRAM_CACHE = 4_096
+NGRAM_CACHE = 4_096  # distinct short messages whose reading is remembered ("네", "가격?")
+NGRAM_CACHE_CHARS = 200  # only these are cached, so the cache stays small whatever is sent
 
 _NOT_WORD = re.compile(r"[\W_]+")
 
@@ -290,7 +290,7 @@ class NgramMatcher:
 
     def explain(self, text: str) -> NgramExplanation:
         """The decision with everything that led to it."""
-        return self._cached(text) if len(text) <= 200 else self._explain(text)
+        return self._cached(text) if len(text) <= NGRAM_CACHE_CHARS else self._explain(text)
 
     def _explain(self, text: str) -> NgramExplanation:
         squeezed = squeeze(text)
@@ -312,10 +312,9 @@ class NgramMatcher:
         if self.model is not None and match.intent in ("faq", "clarify", "fallback", "booking", "human", "greeting", "thanks"):
             match = with_model(self.model, text, match)
             rule = f"{match.reason} (ranking said: {rule})"
-        if match.intent in ("faq", "clarify") and self._tells_of_own_surgery(squeezed, word_starts(text)):
+        if match.intent in ("faq", "clarify") and self._tells_of_own_surgery(squeezed, starts):
             match, rule = Match("fallback", score=match.score, topic="own-surgery"), "the patient's own operation: for staff"
         if match.intent == "fallback":
-            starts = word_starts(text)
             if named := next((topic for topic, cues in self._topic_cues if cues.found_in(squeezed, starts)), None):
                 match = replace(match, topic=named)
         return NgramExplanation(squeezed, decided.cues, ranking[:8], rule, match)
@@ -330,7 +329,7 @@ class NgramMatcher:
         runner_up = ranking[1].score if len(ranking) > 1 else 0.0
         score = round(100 * best.score, 1)
         clearly = best.score >= NGRAM_ANSWER and best.score - runner_up >= NGRAM_MARGIN
-        if best.candidate.kind == "out_of_scope" and (clearly or best.score >= NGRAM_ANSWER):
+        if best.candidate.kind == "out_of_scope" and best.score >= NGRAM_ANSWER:
             return explained("nearest to a subject the document does not answer", Match("fallback", topic=best.candidate.key, score=score))
         if clearly and best.candidate.kind == "intent":
             return explained("an intent clearly ahead", Match(best.candidate.key, score=score))  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from bot.core.knowledge import KnowledgeBase
 from bot.core.matcher import Match, Matcher
-from bot.core.ngram_matcher import NgramExplanation, NgramMatcher
+from bot.core.ngram_matcher import NgramMatcher
 from bot.core.text import words
 
 # A message is in a language of another script (Hangul...) once that script's letters
@@ -97,19 +97,6 @@ class Understanding:
         """The language of ``text`` and what it asks."""
         lang = self.language_of(text, previous)
         return Understood(lang, self.matchers[lang].match(text))
-
-    def match(self, text: str, lang: str | None = None) -> Match:
-        """What ``text`` asks, read in ``lang`` (detected when not given)."""
-        return self.matchers[lang or self.language_of(text)].match(text)
-
-    def explain(self, text: str, previous: str | None = None) -> tuple[str, Match, NgramExplanation | None]:
-        """The language, the decision and, for n-gram languages, how it was reached."""
-        lang = self.language_of(text, previous)
-        matcher = self.matchers[lang]
-        if isinstance(matcher, NgramMatcher):
-            explanation = matcher.explain(text)
-            return lang, explanation.match, explanation
-        return lang, matcher.match(text), None
 
 
 def _vocabulary(knowledge: KnowledgeBase) -> frozenset[str]:
