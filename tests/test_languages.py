@@ -207,3 +207,18 @@ def test_a_third_language_is_a_folder_of_yaml_and_no_code(tmp_path: Path) -> Non
     # English and Korean are unaffected.
     assert dialogue.handle(SessionState(), PatientText("흉터 남아요?")).state.lang == "ko"
     assert dialogue.handle(SessionState(), PatientText("does it leave a scar")).replies[0].text == dialogue.knowledge.entry("scars").answer
+
+
+@pytest.mark.parametrize(
+    ("message", "intent", "entry"),
+    [
+        ("미니거상 받았는데 3주 지났어요. 아직 한쪽 볼이 더 부어 있는데 정상인가요?", "fallback", None),  # their own course: staff
+        ("수술 후 회복 기간은 보통 어떻게 되나요?", "faq", "recovery"),  # before surgery: the FAQ answers
+        ("광대 수술했는데 1년 지나니까 볼살이 처졌어요 미니리프팅으로 돼요?", "faq", "sagging-after-contour-surgery"),
+    ],
+)
+def test_a_korean_patients_own_operation_goes_to_staff_but_questions_before_surgery_are_answered(
+    dialogue: Dialogue, message: str, intent: str, entry: str | None
+) -> None:
+    step = dialogue.handle(SessionState(), PatientText(message))
+    assert step.match is not None and (step.match.intent, step.match.faq_id) == (intent, entry), step.match
