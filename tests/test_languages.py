@@ -222,3 +222,19 @@ def test_a_korean_patients_own_operation_goes_to_staff_but_questions_before_surg
 ) -> None:
     step = dialogue.handle(SessionState(), PatientText(message))
     assert step.match is not None and (step.match.intent, step.match.faq_id) == (intent, entry), step.match
+
+
+@pytest.mark.parametrize(
+    ("message", "answered", "offered"),
+    [
+        ("Does it leave a scar? How long is recovery? And is the neck included too?", "scars", ["recovery", "neck"]),
+        ("흉터 많이 남아요? 회복은 얼마나 걸려요? 목도 같이 해주나요?", "scars", ["recovery", "neck"]),
+    ],
+)
+def test_several_questions_answer_one_and_offer_every_other_first(dialogue: Dialogue, message: str, answered: str, offered: list[str]) -> None:
+    step = dialogue.handle(SessionState(), PatientText(message))
+    (reply,) = step.replies
+    speaking = dialogue.speaking(step.state.lang)
+    assert reply.text.startswith(speaking.knowledge.entry(answered).answer)
+    assert [b.data for b in reply.buttons][: len(offered)] == [f"faq:{e}" for e in offered]
+    assert all(speaking.knowledge.entry(e).title in reply.text for e in offered)  # "you also asked about..."

@@ -47,7 +47,7 @@ def below(targets: dict[str, float], **reached: float) -> dict[str, float]:
 QUALITY_FLOORS: dict[str, tuple[Path, dict[str, float]]] = {
     # Held out of all training and tuning (their first readings are in each file's header).
     "real_en_heldout": (EVAL / "real_en_heldout.yaml", below(REAL_EN_TARGETS, direct=70.0, reached=70.0, wrong=4.2, urgent=71.0)),
-    "ko_written": (EVAL / "ko_written.yaml", below(KOREAN_TARGETS, direct=86.5, reached=90.5)),
+    "ko_written": (EVAL / "ko_written.yaml", below(KOREAN_TARGETS, reached=91.5)),
     "real_ko": (EVAL / "real_ko.yaml", below(KOREAN_TARGETS, wrong=23.0, answered_out_of_scope=27.0)),
     "dev_ko": (SHARED_EVAL / "dev_ko.yaml", KOREAN_TARGETS),
     "dev": (DEFAULT_CASES, TARGETS),

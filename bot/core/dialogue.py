@@ -32,6 +32,7 @@ from bot.core.understanding import Understanding
 LONG_MESSAGE_CHARS = MAX_ANALYSED_CHARS
 
 FAQ_PREFIX = "faq:"
+MAX_BUTTONS = 3  # related topics under an answer (more only when the patient asked more questions)
 ACTION_BOOK = "do:book"
 ACTION_HUMAN = "do:human"
 ACTION_TOPICS = "do:topics"
@@ -305,7 +306,8 @@ class Dialogue:
         match = self.matcher.match(text)
         prefix = self.texts["too_long"] + "\n\n" if len(text) > LONG_MESSAGE_CHARS else ""
         if match.intent == "faq" and match.faq_id is not None:
-            return self._answer(state, match.faq_id, also_asked=match.also_asked, match=match, prefix=prefix)
+            asked = tuple(e for e in (match.also_asked, *match.more_asked) if e)
+            return self._answer(state, match.faq_id, also_asked=asked, match=match, prefix=prefix)
         if match.intent == "clarify":
             buttons = (*(self._faq_button(s) for s in match.suggestions), Button(self.texts["button_human"], ACTION_HUMAN))
             return Step(state, (Reply(prefix + self.texts["clarify"], buttons),), match)
@@ -351,16 +353,24 @@ class Dialogue:
         return Step(state, (Reply(self.texts["help"] + "\n\n" + self.texts["disclaimer"]),))
 
     def _answer(
-        self, state: SessionState, entry_id: str, *, also_asked: str | None = None, match: Match | None = None, prefix: str = ""
+        self,
+        state: SessionState,
+        entry_id: str,
+        *,
+        also_asked: tuple[str, ...] = (),
+        match: Match | None = None,
+        prefix: str = "",
     ) -> Step:
-        """The entry's answer with its follow-ups (a second question first) as buttons."""
+        """The entry's answer, with the message's other questions and then its follow-ups as buttons."""
         entry = self.knowledge.entry(entry_id)
         assert entry is not None
-        follow_ups = [f for f in (also_asked, *entry.follow_ups) if f and f != entry_id and self.knowledge.entry(f)]
+        asked = [e for e in dict.fromkeys(also_asked) if e != entry_id and self.knowledge.entry(e)]
         text = prefix + entry.answer
-        if also_asked and self.knowledge.entry(also_asked):
-            text += "\n\n" + self.texts["also_asked"].format(topic=self._title(also_asked))
-        buttons = tuple(self._faq_button(f) for f in list(dict.fromkeys(follow_ups))[:3])
+        if asked:
+            text += "\n\n" + self.texts["also_asked"].format(topic=", ".join(self._title(e) for e in asked))
+        # Every other question asked gets its button; follow-ups fill up to three.
+        follow_ups = [f for f in entry.follow_ups if f != entry_id and f not in asked and self.knowledge.entry(f)]
+        buttons = tuple(self._faq_button(f) for f in [*asked, *follow_ups][: max(MAX_BUTTONS, len(asked))])
         return Step(replace(state, last_faq_id=entry_id), (Reply(text, buttons),), match)
 
     def _hand_off(

@@ -47,7 +47,8 @@ def explain(understanding: Understanding, text: str) -> str:
 
 def _describe(match: Match) -> str:
     if match.intent == "faq":
-        extra = f" (also asked: {match.also_asked})" if match.also_asked else ""
+        others = [e for e in (match.also_asked, *match.more_asked) if e]
+        extra = f" (also asked: {', '.join(others)})" if others else ""
         return f"answer {match.faq_id}{extra}"
     if match.intent == "clarify":
         return "did you mean: " + ", ".join(match.suggestions)

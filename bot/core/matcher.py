@@ -123,6 +123,7 @@ class Match:
     suggestions: tuple[str, ...] = ()
     score: float = 0.0
     also_asked: str | None = None  # a second question in the same message, offered as a follow-up
+    more_asked: tuple[str, ...] = field(default=(), compare=False)  # a third, a fourth... likewise
     topic: str | None = None  # the out-of-scope subject behind a fallback, when known
     empty: bool = False
     # Which rule decided, for `python -m bot explain`; not part of the decision itself.
@@ -618,8 +619,8 @@ class Matcher:
             return whole  # nothing is asked but the request the whole message makes
         answered = [(asked, d) for asked, d in decided if d.intent == "faq" and d.faq_id is not None]
         if whole.intent == "faq":
-            other = next((d.faq_id for asked, d in answered if asked and d.faq_id != whole.faq_id), None)
-            return replace(whole, also_asked=other) if other else whole
+            others = _others(whole.faq_id, (d.faq_id for asked, d in answered if asked))
+            return replace(whole, also_asked=others[0], more_asked=others[1:]) if others else whole
         # A story around a question: trust the clauses that ask something.
         if any(asked for asked, _ in decided):
             answered = [(asked, d) for asked, d in answered if asked]
@@ -638,8 +639,15 @@ class Matcher:
             # The asking clause and the whole message point to different entries:
             # "is smas the same idea or something else?" after a story about threads.
             return Match("clarify", suggestions=(leader[1], chosen.faq_id or ""), score=chosen.score, reason="asking clause and whole message disagree")
-        other = next((d.faq_id for d in ordered if d.faq_id != chosen.faq_id), None)
-        return replace(chosen, also_asked=other, reason="the asking clause decides: " + chosen.reason)
+        others = _others(chosen.faq_id, (d.faq_id for d in ordered))
+        return replace(
+            chosen, also_asked=others[0] if others else None, more_asked=others[1:], reason="the asking clause decides: " + chosen.reason
+        )
+
+
+def _others(answered: str | None, asked: Iterable[str | None]) -> tuple[str, ...]:
+    """The other entries a message asks about, in order, once each."""
+    return tuple(dict.fromkeys(e for e in asked if e and e != answered))
 
 
 def with_model(model: LinearModel, text: str, similar: Match, *, asked: str = "") -> Match:
@@ -675,8 +683,11 @@ def with_model(model: LinearModel, text: str, similar: Match, *, asked: str = ""
             if similar.intent == best[1:] or p_best >= MODEL_REQUEST:
                 return Match(best[1:], score=round(100 * p_best, 1), reason=f"model: {shown}")  # type: ignore[arg-type]
             return replace(similar, reason=f"model leans to a request the ranking does not see: {shown}")
-        also = next((e for e in (similar.faq_id, similar.also_asked) if e and e != best), None)
-        return Match("faq", faq_id=best, score=round(100 * p_best, 1), also_asked=also, reason=f"model: {shown}")
+        others = _others(best, (similar.faq_id, similar.also_asked, *similar.more_asked))
+        return Match(
+            "faq", faq_id=best, score=round(100 * p_best, 1), also_asked=others[0] if others else None, more_asked=others[1:],
+            reason=f"model: {shown}",
+        )
     # The ranking's own choices are offered too, in turn with the model's: two readers
     # disagreeing is what "did you mean" is for.
     learnt = [label for p, label in ranked if not label.startswith("@") and p >= MODEL_SUGGEST]

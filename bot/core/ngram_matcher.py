@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from bot.core.knowledge import KnowledgeBase, OutOfScopeTopic
-from bot.core.matcher import SOCIAL_INTENTS, Candidate, Match, whole_message_courtesies, with_model
+from bot.core.matcher import MODEL_ANSWER, SOCIAL_INTENTS, Candidate, Match, whole_message_courtesies, with_model
 from bot.core.model import fresh_examples, usable
 from bot.core.text import bare
 
@@ -56,6 +56,10 @@ NGRAM_CACHE = 4_096  # distinct short messages whose reading is remembered ("네
 NGRAM_CACHE_CHARS = 200  # only these are cached, so the cache stays small whatever is sent
 
 _NOT_WORD = re.compile(r"[\W_]+")
+# One question of several: a clause ending with a question mark; one shorter than
+# MIN_CLAUSE_CHARS letters asks nothing alone.
+_QUESTION = re.compile(r"[^?？!.。\n]+(?=[?？])")
+MIN_CLAUSE_CHARS = 4
 
 
 def squeeze(text: str) -> str:
@@ -219,6 +223,28 @@ class NgramMatcher:
         self._worsening = _Cues(urgent.worsening)
         self._cached = lru_cache(maxsize=NGRAM_CACHE)(self._explain)
 
+    def _several_questions(self, text: str, match: Match, rule: str) -> tuple[Match, str]:
+        """Several questions in one message ("흉터 남아요? 회복은요? 목도 돼요?"), each read alone
+        by the classifier: the answer stands with the others offered beside it, or, when the
+        whole message left the classifier unsure, the surest question is answered."""
+        assert self.model is not None
+        # Only what ends with a question mark asks: a story's sentences ("수술 후 6개월이 지났는데도
+        #부기가...") name topics without asking about them.
+        clauses = [c for c in _QUESTION.findall(text) if len(squeeze(c)) >= MIN_CLAUSE_CHARS]
+        if len(clauses) < 2:
+            return match, rule
+        # In the order asked.
+        sure = [(p, label) for clause in clauses for p, label in self.model.probabilities(clause)[:1] if p >= MODEL_ANSWER and not label.startswith("@")]
+        if match.intent != "faq":
+            if not sure:
+                return match, rule
+            p, label = max(sure)
+            match, rule = Match("faq", faq_id=label, score=round(100 * p, 1)), f"the surest of several questions: {label}"
+        others = tuple(dict.fromkeys(label for _, label in sure if label != match.faq_id))
+        if others:
+            match = replace(match, also_asked=others[0], more_asked=others[1:])
+        return match, rule
+
     def _tells_of_own_surgery(self, squeezed: str, starts: frozenset[int]) -> bool:
         """An operation the patient has had (see OwnSurgeryVocabulary)."""
         cues, since, operations, unless = (bool(c.found_in(squeezed, starts)) for c in self._own_surgery)
@@ -314,6 +340,8 @@ class NgramMatcher:
             rule = f"{match.reason} (ranking said: {rule})"
         if match.intent in ("faq", "clarify") and self._tells_of_own_surgery(squeezed, starts):
             match, rule = Match("fallback", score=match.score, topic="own-surgery"), "the patient's own operation: for staff"
+        if self.model is not None and match.intent in ("faq", "clarify", "fallback"):
+            match, rule = self._several_questions(text, match, rule)
         if match.intent == "fallback":
             if named := next((topic for topic, cues in self._topic_cues if cues.found_in(squeezed, starts)), None):
                 match = replace(match, topic=named)
