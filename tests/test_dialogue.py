@@ -108,3 +108,13 @@ def test_a_very_long_message_is_answered_and_told_so(dialogue: Dialogue) -> None
 def test_the_same_state_and_event_always_give_the_same_step(dialogue: Dialogue) -> None:
     state = SessionState(last_faq_id="neck")
     assert dialogue.handle(state, PatientText("is it permanent?")) == dialogue.handle(state, PatientText("is it permanent?"))
+
+
+def test_an_honest_fallback_offers_staff_first_and_then_close_topics_the_document_answers(dialogue: Dialogue) -> None:
+    step = dialogue.handle(SessionState(), PatientText("Is it true that jowls can reappear just a few years after a lower face lift?"))
+    (reply,) = step.replies
+    assert reply.text == dialogue.texts["fallback"]
+    assert [b.data for b in reply.buttons][:2] == [ACTION_HUMAN, ACTION_BOOK]
+    assert [b.data for b in reply.buttons][2:] == ["faq:natural-results"]  # how long-lasting results are, as the document puts it
+    price = dialogue.handle(SessionState(), PatientText("how much is the smas mini lift?"))
+    assert [b.data for b in price.replies[0].buttons] == [ACTION_HUMAN, ACTION_BOOK]  # a price has no "related topic"

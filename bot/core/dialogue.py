@@ -323,7 +323,9 @@ class Dialogue:
             return Step(state, (Reply(self.texts["empty_message"]),), match)
         if match.topic == CONTACT_TOPIC and (contact := self._clinic_contact()):
             return Step(state, (Reply(prefix + contact, self._service_buttons()),), match)
-        reply = Reply(prefix + self.texts["fallback"], self._service_buttons())
+        # Staff and booking first; then topics the document does answer that lie close by.
+        related = tuple(self._faq_button(e) for e in match.suggestions if self.knowledge.entry(e))
+        reply = Reply(prefix + self.texts["fallback"], (*self._service_buttons(), *related))
         return Step(state, (RecordUnanswered(text), reply), match)
 
     def _on_button(self, state: SessionState, data: str) -> Step:

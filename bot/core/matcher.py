@@ -99,7 +99,8 @@ EXAMPLES_TO_COUNT = 10
 # once the rules (urgent, courtesies, decisive subjects) have spoken. Tuned by
 # cross-validation over the real questions among the examples (see bot/train.py):
 MODEL_ANSWER = 0.5  # a label at least this probable is the answer (an entry, a request, or the fallback)
-MODEL_SUGGEST = 0.12  # entries at least this probable are offered as "did you mean"
+MODEL_SUGGEST = 0.12  # entries at least this probable are offered as "did you mean" (or as related topics)
+MAX_RELATED = 2  # related topics under the honest fallback, after staff and booking
 # A booking or handoff read by the model alone needs this much (see with_model).
 MODEL_REQUEST = 0.8
 
@@ -676,7 +677,7 @@ def with_model(model: LinearModel, text: str, similar: Match, *, asked: str = ""
     shown = ", ".join(f"{label} {p:.2f}" for p, label in ranked[:3])
     if p_best >= MODEL_ANSWER:
         if best == FALLBACK_LABEL:
-            return Match("fallback", score=round(100 * p_best, 1), topic=similar.topic, reason=f"model: {shown}")
+            return Match("fallback", score=round(100 * p_best, 1), topic=similar.topic, suggestions=related(ranked), reason=f"model: {shown}")
         if best.startswith("@"):
             # A booking or a handoff opens a conversation with staff: the model alone
             # starts one only when it is sure ("do you have english speaking staff?" asks a fact).
@@ -698,7 +699,13 @@ def with_model(model: LinearModel, text: str, similar: Match, *, asked: str = ""
         return Match("clarify", suggestions=suggestions, score=round(100 * p_best, 1), reason=f"model unsure: {shown}")
     if suggestions and similar.intent == "clarify":
         return replace(similar, suggestions=suggestions, reason=f"model leans to the fallback, ranking unsure: {shown}")
-    return Match("fallback", score=round(100 * p_best, 1), topic=similar.topic, reason=f"model leans to the fallback: {shown}")
+    return Match("fallback", score=round(100 * p_best, 1), topic=similar.topic, suggestions=related(ranked), reason=f"model leans to the fallback: {shown}")
+
+
+def related(ranked: list[tuple[float, str]]) -> tuple[str, ...]:
+    """Entries the classifier finds plausible beside a fallback: offered as related topics,
+    never as the answer (the honest reply still says the document does not answer it)."""
+    return tuple(label for p, label in ranked if not label.startswith("@") and p >= MODEL_SUGGEST)[:MAX_RELATED]
 
 
 def whole_message_courtesies(knowledge: KnowledgeBase) -> dict[str, str]:
