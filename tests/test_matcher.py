@@ -445,6 +445,9 @@ def test_questions_in_everyday_words_are_answered(matcher: Matcher, message: str
         ("which doctor would operate on me?", "fallback", None),  # who the surgeon is: staff
         ("can i see the doctor on monday", "booking", None),
         ("my eye won't close properly since the surgery yesterday", "urgent", None),
+        ("26 days after my mid face lift the upper mouth won't move and my right eye is still not blinking", "urgent", None),
+        ("large black and blue swelling behind my ear since the drain came out, painful, is it a hematoma?", "urgent", None),
+        ("is a hematoma a common risk of a facelift?", "fallback", None),  # asks about a risk: staff, no emergency
         ("I'm from Canada and have private health insurance through my employer. Would it cover any of this?", "fallback", None),
         ("will the scar be covered by my hair", "faq", "scars"),  # covered: hidden, not paid
         ("hi what exactly is the smas mini lift", "faq", "what-is-smas-mini-lift"),  # a greeting, then a question
