@@ -17,6 +17,9 @@ from rapidfuzz.distance import OSA
 from bot.core.knowledge import Language
 from bot.core.text import squeeze_doubles, stem, words
 
+# Clauses whose words are remembered while a message is read (a 4,096-character story
+# has about a hundred).
+_CLAUSES_REMEMBERED = 256
 _AGE = re.compile(r"^(\d{2})(?:f|m|yo|y)?$")
 # "the 14th", "3rd to 10th May": a day of the month.
 _DAY_OF_MONTH = re.compile(r"^(?:[1-9]|[12]\d|3[01])(?:st|nd|rd|th)$")
@@ -80,6 +83,11 @@ class Analyzer:
                 buckets.setdefault(word[0], []).append(word)
         self._buckets = {k: sorted(v) for k, v in buckets.items()}
         self.correct = lru_cache(maxsize=20_000)(self._correct)
+        # One message's clauses are read several times while it is understood (urgent
+        # signs, the asking part, the terms to rank): each is tokenised once. The caches
+        # are small, sized for one long message, not to remember patients' messages.
+        self._remembered_tokens = lru_cache(maxsize=_CLAUSES_REMEMBERED)(self._tokenise)
+        self._remembered_terms = lru_cache(maxsize=_CLAUSES_REMEMBERED)(self._terms)
 
     def count_as_english(self, terms: Iterable[str]) -> None:
         """Also count these terms (of patients' examples) as English words, without
@@ -124,6 +132,10 @@ class Analyzer:
 
     def terms(self, text: str, *, correct_typos: bool = True) -> tuple[str, ...]:
         """Canonical terms of ``text``, in order, stopwords removed (duplicates kept)."""
+        return self._remembered_terms(text, correct_typos)
+
+    def _terms(self, text: str, correct_typos: bool) -> tuple[str, ...]:
+        """Canonical terms of ``text``, in order, stopwords removed (duplicates kept)."""
         tokens = self._tokens(text)
         if correct_typos:
             tokens = [self.correct(t) for t in tokens]
@@ -157,6 +169,9 @@ class Analyzer:
         """Cleaned words with shorthand expanded and typos corrected, before stemming and synonyms."""
         return [self.correct(t) for t in self._tokens(text)]
 
-    def _tokens(self, text: str) -> list[str]:
+    def _tokens(self, text: str) -> tuple[str, ...]:
         """Cleaned words with chat shorthand expanded."""
-        return self._expand(words(_AGE_WITH_SLASH.sub(r"\1yo", text)))
+        return self._remembered_tokens(text)
+
+    def _tokenise(self, text: str) -> tuple[str, ...]:
+        return tuple(self._expand(words(_AGE_WITH_SLASH.sub(r"\1yo", text))))

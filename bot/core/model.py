@@ -107,8 +107,8 @@ class LinearModel:
         if not counts:
             scores = self.bias
         else:
-            rows = np.fromiter((self.index[f] for f in counts), dtype=np.int64, count=len(counts))
-            tf = np.fromiter((1.0 + math.log(c) for c in counts.values()), dtype=np.float64, count=len(counts))
+            rows = np.array([self.index[f] for f in counts], dtype=np.int64)
+            tf = 1.0 + np.log(np.array(list(counts.values()), dtype=np.float64))
             values = tf * self.idf[rows]
             values /= math.sqrt(float(values @ values))
             scores = values @ self.weights[rows] + self.bias

@@ -113,33 +113,32 @@ class _Cues:
             if parts:
                 found.add(parts)
         self.phrases = tuple(sorted(found, key=lambda parts: -sum(map(len, parts))))
+        # Each part is one test in C: a substring test, or, for a short part, a look-up
+        # among the message's word heads. That keeps a 4,096-character message fast.
+        self._single = tuple(parts[0] for parts in self.phrases if len(parts) == 1)
+        self._combined = tuple(parts for parts in self.phrases if len(parts) > 1)
 
-    def found_in(self, squeezed: str, starts: frozenset[int] | None = None) -> tuple[str, ...]:
-        """Cues in ``squeezed``; ``starts``: where its words start (every position if not given)."""
-        return tuple("+".join(parts) for parts in self.phrases if all(_occurs(p, squeezed, starts) for p in parts))
+    def found_in(self, squeezed: str, heads: frozenset[str]) -> tuple[str, ...]:
+        """Cues in ``squeezed``, longest first; ``heads``: the message's word heads (see word_heads)."""
+        found = [(part,) for part in self._single if (part in heads if len(part) <= SHORT_CUE else part in squeezed)]
+        found += [parts for parts in self._combined if all(part in heads if len(part) <= SHORT_CUE else part in squeezed for part in parts)]
+        if len(found) > 1:
+            found.sort(key=lambda parts: -sum(map(len, parts)))
+        return tuple("+".join(parts) for parts in found)
 
 
 SHORT_CUE = 2
 
 
-def _occurs(part: str, squeezed: str, starts: frozenset[int] | None) -> bool:
-    if starts is None or len(part) > SHORT_CUE:
-        return part in squeezed
-    position = squeezed.find(part)
-    while position >= 0:
-        if position in starts:
-            return True
-        position = squeezed.find(part, position + 1)
-    return False
-
-
-def word_starts(text: str) -> frozenset[int]:
-    """Positions in the squeezed text where the message's words begin."""
-    starts, position = set(), 0
+def word_heads(text: str) -> frozenset[str]:
+    """The first one to SHORT_CUE characters of the squeezed text from where each word of
+    the message begins: where a short cue may be found."""
+    squeezed = squeeze(text)
+    heads, position = set(), 0
     for word in _NOT_WORD.sub(" ", unicodedata.normalize("NFKC", text).lower()).split():
-        starts.add(position)
+        heads.update(squeezed[position : position + size] for size in range(1, SHORT_CUE + 1))
         position += len(word)
-    return frozenset(starts)
+    return frozenset(heads)
 
 
 class NgramMatcher:
@@ -245,12 +244,12 @@ class NgramMatcher:
             match = replace(match, also_asked=others[0], more_asked=others[1:])
         return match, rule
 
-    def _tells_of_own_surgery(self, squeezed: str, starts: frozenset[int]) -> bool:
+    def _tells_of_own_surgery(self, squeezed: str, heads: frozenset[str]) -> bool:
         """An operation the patient has had (see OwnSurgeryVocabulary)."""
-        cues, since, operations, unless = (bool(c.found_in(squeezed, starts)) for c in self._own_surgery)
+        cues, since, operations, unless = (bool(c.found_in(squeezed, heads)) for c in self._own_surgery)
         return (cues or (since and operations)) and not unless
 
-    def _urgent(self, squeezed: str, starts: frozenset[int]) -> tuple[str, ...]:
+    def _urgent(self, squeezed: str, heads: frozenset[str]) -> tuple[str, ...]:
         """The cues that make a message urgent, or nothing.
 
         Like the English rules, without their personal words: patients writing these
@@ -259,17 +258,17 @@ class NgramMatcher:
         do at once. A common symptom needs an intensifier and a post-op or
         happening-now context. A question about a risk ("수술하면 피가 나요?") is not urgent.
         """
-        if found := self._urgent_phrases.found_in(squeezed, starts):
+        if found := self._urgent_phrases.found_in(squeezed, heads):
             return found
-        now = self._now.found_in(squeezed, starts)
-        if self._hypothetical.found_in(squeezed, starts) and not now:
+        now = self._now.found_in(squeezed, heads)
+        if self._hypothetical.found_in(squeezed, heads) and not now:
             return ()
-        if flags := self._red_flags.found_in(squeezed, starts):
+        if flags := self._red_flags.found_in(squeezed, heads):
             return flags
-        symptoms, intensifiers = self._symptoms.found_in(squeezed, starts), self._intensifiers.found_in(squeezed, starts)
-        if self._settled.found_in(squeezed, starts) and not self._worsening.found_in(squeezed, starts):
+        symptoms, intensifiers = self._symptoms.found_in(squeezed, heads), self._intensifiers.found_in(squeezed, heads)
+        if self._settled.found_in(squeezed, heads) and not self._worsening.found_in(squeezed, heads):
             return ()  # weeks after the operation, a common symptom is for staff
-        context = self._post_op.found_in(squeezed, starts) + now
+        context = self._post_op.found_in(squeezed, heads) + now
         return symptoms + intensifiers + context if symptoms and intensifiers and context else ()
 
     def _vector(self, counts: Counter[str]) -> dict[str, float]:
@@ -324,26 +323,26 @@ class NgramMatcher:
             return NgramExplanation(squeezed, (bare(text),), (), f"the whole message is a {courtesy} phrase", Match(courtesy, score=100.0))  # type: ignore[arg-type]
         if not squeezed:
             return NgramExplanation("", (), (), "empty", Match("fallback", empty=not text.strip()))
-        starts = word_starts(text)
-        urgent = self._urgent(squeezed, starts)
+        heads = word_heads(text)
+        urgent = self._urgent(squeezed, heads)
         if urgent:
             return NgramExplanation(squeezed, urgent, (), "urgent cues", Match("urgent", score=100.0))
         ranking = tuple(self.rank(text))
         for topic, cues, unless in self._decisive:
-            found = cues.found_in(squeezed, starts)
-            if found and not unless.found_in(squeezed, starts):
+            found = cues.found_in(squeezed, heads)
+            if found and not unless.found_in(squeezed, heads):
                 return NgramExplanation(squeezed, found, ranking[:8], f"decisive subject: {topic.topic}", Match("fallback", topic=topic.topic, score=100.0))
         decided = self._decide(squeezed, ranking)
         match, rule = decided.match, decided.rule
         if self.model is not None and match.intent in ("faq", "clarify", "fallback", "booking", "human", "greeting", "thanks"):
             match = with_model(self.model, text, match)
             rule = f"{match.reason} (ranking said: {rule})"
-        if match.intent in ("faq", "clarify") and self._tells_of_own_surgery(squeezed, starts):
+        if match.intent in ("faq", "clarify") and self._tells_of_own_surgery(squeezed, heads):
             match, rule = Match("fallback", score=match.score, topic="own-surgery"), "the patient's own operation: for staff"
         if self.model is not None and match.intent in ("faq", "clarify", "fallback"):
             match, rule = self._several_questions(text, match, rule)
         if match.intent == "fallback":
-            if named := next((topic for topic, cues in self._topic_cues if cues.found_in(squeezed, starts)), None):
+            if named := next((topic for topic, cues in self._topic_cues if cues.found_in(squeezed, heads)), None):
                 match = replace(match, topic=named)
         return NgramExplanation(squeezed, decided.cues, ranking[:8], rule, match)
 
