@@ -143,7 +143,8 @@ def cmd_faq_check(args: argparse.Namespace) -> int:
     assert knowledge is not None
     phrasings = sum(len(e.questions) for e in knowledge.entries)
     examples = sum(len(messages) for messages in knowledge.examples.values())
-    print(f"ok: {len(knowledge.entries)} entries, {phrasings} phrasings, {examples} examples, {len(warnings)} warning(s)")
+    languages = f"{len(knowledge.languages)} languages ({', '.join(knowledge.languages)})"
+    print(f"ok: {len(knowledge.entries)} entries in {languages}, {phrasings} phrasings, {examples} examples, {len(warnings)} warning(s)")
     return 0
 
 

@@ -75,8 +75,13 @@ class KnowledgeError(Exception):
 
 
 def resolve_faq_paths(path: Path | str | None) -> tuple[Path, Path, Path]:
-    """Accept the FAQ folder or the FAQ file; the intents and language files sit beside it."""
+    """Accept the FAQ folder or the FAQ file; the intents and language files sit beside it.
+    A language's folder (``faq/ko``) or file means the FAQ it translates: a translation is
+    read, and checked, only beside the entries it follows."""
     base = Path(path) if path is not None else DEFAULT_FAQ_DIR
+    folder = base if base.is_dir() else base.parent
+    if (folder / FAQ_FILE).exists() and (folder.parent / FAQ_FILE).exists():
+        base = folder.parent
     if base.is_dir():
         return base / FAQ_FILE, base / INTENTS_FILE, base / LANGUAGE_FILE
     return base, base.parent / INTENTS_FILE, base.parent / LANGUAGE_FILE

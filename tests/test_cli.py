@@ -70,7 +70,15 @@ def test_no_arguments_starts_the_console_chat(knowledge) -> None:  # noqa: ANN00
 def test_faq_check_passes_on_the_real_faq() -> None:
     result = run_bot("faq", "check")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().splitlines()[-1].startswith("ok: 16 entries")
+    assert result.stdout.strip().splitlines()[-1].startswith("ok: 16 entries in 2 languages (en, ko)")
+
+
+def test_faq_check_of_a_language_folder_checks_it_with_the_faq_it_translates() -> None:
+    # An operator who edited the Korean answers checks that folder: its entries follow
+    # the English ones (ids, follow-ups), so it is not an FAQ of its own with 16 errors.
+    result = run_bot("faq", "check", str(ROOT / "faq" / "ko"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(en, ko)" in result.stdout.strip().splitlines()[-1]
 
 
 def test_faq_check_fails_with_file_line_and_key(tmp_path: Path) -> None:
@@ -141,3 +149,11 @@ def test_eval_measures_several_files_and_korean() -> None:
     shares = [dict(part.split() for part in line.split(":", 1)[1].replace("%", "").split(",")) for line in result.stdout.splitlines()
               if line.startswith("answered in:")]
     assert float(shares[0]["en"]) >= 98 and float(shares[1]["ko"]) >= 98, shares
+
+
+def test_explain_names_the_words_that_made_a_message_urgent() -> None:
+    urgent = run_bot("explain", "i had my lift 3 days ago and i cannot open the mouth, it hurts a lot")
+    assert "decision:    urgent" in urgent.stdout
+    assert "'open the mouth + cannot'" in urgent.stdout  # the red flag, then what says it is after surgery
+    settled = run_bot("explain", "post op day 10, the redness looked worse on day 7 so an improvement. will it fade?")
+    assert "urgent cues: -" in settled.stdout and "decision:    urgent" not in settled.stdout

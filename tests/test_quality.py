@@ -47,6 +47,8 @@ def below(targets: dict[str, float], **reached: float) -> dict[str, float]:
 QUALITY_FLOORS: dict[str, tuple[Path, dict[str, float]]] = {
     # Held out of all training and tuning (their first readings are in each file's header).
     "real_en_heldout": (EVAL / "real_en_heldout.yaml", below(REAL_EN_TARGETS, direct=70.0, reached=70.0, wrong=4.2, urgent=71.0)),
+    # Gathered after all tuning (session 5): mostly patients' own operations, three FAQ questions.
+    "real_en_fresh": (EVAL / "real_en_fresh.yaml", below(REAL_EN_TARGETS, direct=66.0, reached=66.0, urgent=50.0)),
     "ko_written": (EVAL / "ko_written.yaml", below(KOREAN_TARGETS, reached=91.5)),
     "real_ko": (EVAL / "real_ko.yaml", below(KOREAN_TARGETS, wrong=23.0, answered_out_of_scope=27.0)),
     "dev_ko": (SHARED_EVAL / "dev_ko.yaml", KOREAN_TARGETS),
@@ -75,8 +77,9 @@ def reports(dialogue: Dialogue) -> dict[str, Report]:
 
 
 def test_each_own_set_is_large_enough_to_measure(reports: dict[str, Report]) -> None:
-    # dev.yaml and dev_ko.yaml are the shared samples; real Korean questions are scarce.
-    sizes = {name: len(reports[name].outcomes) for name in QUALITY_FLOORS if name not in ("dev", "dev_ko", "real_ko")}
+    # dev.yaml and dev_ko.yaml are the shared samples; real questions are scarce (the
+    # stored pages were nearly all gathered before real_en_fresh).
+    sizes = {name: len(reports[name].outcomes) for name in QUALITY_FLOORS if name not in ("dev", "dev_ko", "real_ko", "real_en_fresh")}
     assert min(sizes.values()) >= 150, sizes
 
 

@@ -34,7 +34,7 @@ def explain(understanding: Understanding, text: str) -> str:
         for clause, question_mark in marked_clauses(text):
             asking = matcher._asking_part(clause, question_mark)  # noqa: SLF001 - explain shows the matcher's own reading
             lines.append(f"clause:      {clause!r} -> {'asks: ' + repr(asking) if asking is not None else 'story'}")
-        lines.append(f"urgent cues: {'yes' if matcher._urgent.matches(text) else 'no'}")  # noqa: SLF001
+        lines.append(f"urgent cues: {', '.join(repr(sign) for sign in matcher._urgent.signs(text)) or '-'}")  # noqa: SLF001
         lines.append("candidates:  score 0-100 (phrasing similarity and vocabulary coverage)")
         for score, index in matcher.rank(text).scores[:SHOWN_CANDIDATES]:
             candidate = matcher.candidates[index]

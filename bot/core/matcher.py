@@ -795,29 +795,44 @@ class _UrgentRules:
         return alternation, tuple(combined)
 
     @staticmethod
-    def _has(joined: str, patterns: _Patterns) -> bool:
+    def _find(joined: str, patterns: _Patterns) -> str | None:
+        """The first of ``patterns`` in ``joined``, as the words found ("blood ... soaking"), or None."""
         alternation, combined = patterns
-        if alternation is not None and alternation.search(joined):
-            return True
-        return any(
-            all(literal in joined for literal in literals) and all(part.search(joined) for part in pattern)
-            for literals, pattern in combined
-        )
+        if alternation is not None and (found := alternation.search(joined)):
+            return found.group()
+        for literals, pattern in combined:
+            if all(literal in joined for literal in literals):
+                parts = [part.search(joined) for part in pattern]
+                if all(parts):
+                    return " + ".join(part.group() for part in parts if part)
+        return None
+
+    def _has(self, joined: str, patterns: _Patterns) -> bool:
+        return self._find(joined, patterns) is not None
 
     def matches(self, text: str) -> bool:
+        return bool(self.signs(text))
+
+    def signs(self, text: str) -> tuple[str, ...]:
+        """The words that make ``text`` urgent (a red flag, or a symptom with what makes it
+        acute), or nothing when it is not."""
         tokens = self._analyzer.surface_words(text)
         joined = " ".join(tokens)
         if self._has(joined, self._hypothetical) and not self._has(joined, self._happening_now):
-            return False
-        personal = any(t in self._personal for t in tokens)
-        post_op = self._has(joined, self._post_op)
-        if self._has(joined, self._red_flags):
-            return personal or post_op
-        if self._has(joined, self._symptoms) and self._has(joined, self._intensifiers):
+            return ()
+        personal = next((t for t in tokens if t in self._personal), None)
+        post_op = self._find(joined, self._post_op)
+        if flag := self._find(joined, self._red_flags):
+            about = post_op or personal
+            return (flag, about) if about else ()
+        symptom, intensifier = self._find(joined, self._symptoms), self._find(joined, self._intensifiers)
+        if symptom and intensifier:
             if self._has(joined, self._settled) and not self._has(joined, self._worsening):
-                return False  # "6 weeks post op, still numb": for staff, not an emergency
-            return post_op or (personal and self._has(joined, self._happening_now))
-        return False
+                return ()  # "6 weeks post op, still numb": for staff, not an emergency
+            now = self._find(joined, self._happening_now) if personal else None
+            context = post_op or now
+            return (symptom, intensifier, context) if context else ()
+        return ()
 
     def found(self, text: str, patterns: _Patterns) -> bool:
         """Whether ``text`` has one of ``patterns`` (see :meth:`_phrases`)."""
