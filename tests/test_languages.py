@@ -238,3 +238,18 @@ def test_several_questions_answer_one_and_offer_every_other_first(dialogue: Dial
     assert reply.text.startswith(speaking.knowledge.entry(answered).answer)
     assert [b.data for b in reply.buttons][: len(offered)] == [f"faq:{e}" for e in offered]
     assert all(speaking.knowledge.entry(e).title in reply.text for e in offered)  # "you also asked about..."
+
+
+@pytest.mark.parametrize(
+    ("message", "intent", "entry"),
+    [
+        ("안녕하세요, 흉터 많이 남나요?", "faq", "scars"),  # the greeting opens a question: answer it
+        ("안녕하세요 코디네이터분 계세요?", "human", None),
+        ("안녕하세요", "greeting", None),  # a greeting alone is greeted
+        ("감사합니다 잘 알겠어요", "thanks", None),  # thanks and nothing asked
+        ("Hi! does it leave a scar?", "faq", "scars"),
+    ],
+)
+def test_a_greeting_before_a_question_does_not_hide_the_question(dialogue: Dialogue, message: str, intent: str, entry: str | None) -> None:
+    step = dialogue.handle(SessionState(), PatientText(message))
+    assert step.match is not None and (step.match.intent, step.match.faq_id) == (intent, entry), step.match

@@ -216,6 +216,13 @@ class NgramMatcher:
             (topic, _Cues(topic.keywords), _Cues(topic.unless)) for topic in knowledge.out_of_scope if topic.decisive
         ]
         self._whole_social = whole_message_courtesies(knowledge)
+        # Greeting and thanks phrases, longest first ("안녕하세요" before "안녕").
+        courtesies = {
+            unicodedata.normalize("NFKC", phrase).lower().strip()
+            for name in SOCIAL_INTENTS if name in knowledge.intents
+            for phrase in (*knowledge.intents[name].phrases, *knowledge.intents[name].keywords)
+        }
+        self._courtesy_phrases = sorted((c for c in courtesies if c), key=len, reverse=True)
         own = knowledge.own_surgery
         self._own_surgery = tuple(_Cues(words) for words in (own.cues, own.since, own.operations, own.unless))
         self._settled = _Cues(urgent.settled)
@@ -317,7 +324,22 @@ class NgramMatcher:
         """The decision with everything that led to it."""
         return self._cached(text) if len(text) <= NGRAM_CACHE_CHARS else self._explain(text)
 
-    def _explain(self, text: str) -> NgramExplanation:
+    def _past_courtesy(self, text: str) -> NgramExplanation | None:
+        """What a message asks after its greeting or thanks ("안녕하세요, 흉터 많이 남나요?"),
+        when that is a question or a request; None when the courtesy is all it says.
+
+        The classifier learns no courtesy, and in its training "안녕하세요" opens many
+        questions the document cannot answer, so read whole it leans to the fallback."""
+        rest = unicodedata.normalize("NFKC", text).lower()
+        for phrase in self._courtesy_phrases:
+            rest = rest.replace(phrase, " ")
+        if len(squeeze(rest)) < MIN_CLAUSE_CHARS:
+            return None
+        asked = self._explain(rest, past_courtesy=True)
+        intent = asked.match.intent
+        return asked if intent in ("faq", "booking", "human", "urgent") or (intent == "clarify" and "?" in text) else None
+
+    def _explain(self, text: str, past_courtesy: bool = False) -> NgramExplanation:
         squeezed = squeeze(text)
         if courtesy := self._whole_social.get(bare(text)):
             return NgramExplanation(squeezed, (bare(text),), (), f"the whole message is a {courtesy} phrase", Match(courtesy, score=100.0))  # type: ignore[arg-type]
@@ -337,6 +359,8 @@ class NgramMatcher:
         if self.model is not None and match.intent in ("faq", "clarify", "fallback", "booking", "human", "greeting", "thanks"):
             match = with_model(self.model, text, match)
             rule = f"{match.reason} (ranking said: {rule})"
+        if match.intent in SOCIAL_INTENTS and not past_courtesy and (asked := self._past_courtesy(text)) is not None:
+            return replace(asked, normalised=squeezed, rule=f"{match.intent}, then: {asked.rule}")
         if match.intent in ("faq", "clarify") and self._tells_of_own_surgery(squeezed, heads):
             match, rule = Match("fallback", score=match.score, topic="own-surgery"), "the patient's own operation: for staff"
         if self.model is not None and match.intent in ("faq", "clarify", "fallback"):
