@@ -1,13 +1,15 @@
-"""Command line: ``python -m bot [ask|chat|faq check|eval]``."""
+"""Command line: ``python -m bot [run|chat|ask|explain|faq check|eval|train|unanswered|backup|restore|health]``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from bot.config import ConfigError
 from bot.knowledge_files import KnowledgeError, load_knowledge, read_knowledge
+from bot.service import EXIT_ALREADY_RUNNING, EXIT_CONFIG
 
 
 def _build_dialogue(faq_path: str | None, clinic=None):  # noqa: ANN001, ANN202 - imported lazily to keep `faq check` light
@@ -67,31 +69,44 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if interactive:
             print("> ", end="", flush=True)
 
+    read = 0
+
+    def lines():  # noqa: ANN202
+        nonlocal read
+        for line in sys.stdin:
+            read += 1
+            yield line
+
     try:
-        run_console(dialogue, sys.stdin, sys.stdout, prompt)
+        run_console(dialogue, lines(), sys.stdout, prompt)
     except KeyboardInterrupt:
         print()
+    if not interactive and read == 0:
+        # Started as a service by mistake (stdin is /dev/null): say so instead of a silent exit 0.
+        print("The console chat got no input (stdin is empty or closed), so it ended. "
+              "To run in Telegram, set telegram.token and use `python -m bot run`.", file=sys.stderr)
+        return 1
     return 0
 
 
-def _config_or_none(args: argparse.Namespace):  # noqa: ANN202 - bot.config is imported lazily
+def _config_or_none(args: argparse.Namespace, *, require_staff: bool = True):  # noqa: ANN202 - bot.config is imported lazily
     """The configuration, or None after printing what is wrong with it."""
     from bot.config import ConfigError, load_config
 
     try:
-        return load_config(args.config)
+        return load_config(args.config, require_staff=require_staff)
     except ConfigError as exc:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return None
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """Telegram when a token is configured, the console chat otherwise."""
+def cmd_start(args: argparse.Namespace) -> int:
+    """`python -m bot` alone: Telegram when a token is configured, the console chat otherwise."""
     from bot.runner import NO_TOKEN_NOTICE, run_telegram
 
     config = _config_or_none(args)
     if config is None:
-        return 2
+        return EXIT_CONFIG
     if not config.has_token:
         print(NO_TOKEN_NOTICE, file=sys.stderr)
         from bot.runner import build_dialogue
@@ -99,6 +114,108 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.dialogue = build_dialogue(config) if args.faq is None else _build_dialogue(args.faq, config.clinic)
         return cmd_chat(args)
     return run_telegram(config)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run in Telegram, as a service does: without a token that is an error, not a console chat."""
+    from bot.runner import run_telegram
+
+    config = _config_or_none(args)
+    if config is None:
+        return EXIT_CONFIG
+    if not config.has_token:
+        where = config.source or "config.yaml (none found; --config or BOT_CONFIG names one)"
+        print(
+            f"Configuration error: {where}: telegram.token: must be set to run in Telegram "
+            "(or set TELEGRAM_BOT_TOKEN). For the console chat, run `python -m bot chat`.",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    return run_telegram(config)
+
+
+def cmd_whoami(args: argparse.Namespace) -> int:
+    """The bot behind the token and the groups that wrote to it (to find staff_chat_id)."""
+    import asyncio
+
+    from bot.runner import whoami
+
+    config = _config_or_none(args, require_staff=False)
+    if config is None:
+        return EXIT_CONFIG
+    if not config.has_token:
+        print("Configuration error: telegram.token: must be set (or TELEGRAM_BOT_TOKEN) to ask Telegram.", file=sys.stderr)
+        return EXIT_CONFIG
+    return asyncio.run(whoami(config, sys.stdout))
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """A consistent copy of the live database, taken while the bot runs."""
+    from bot.service import ServiceError, backup_database
+
+    config = _config_or_none(args)
+    if config is None:
+        return EXIT_CONFIG
+    target = Path(args.path)
+    try:
+        backup_database(config.storage_path, target)
+    except ServiceError as exc:
+        print(f"Backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"Backed up {config.storage_path} to {target} ({target.stat().st_size:,} bytes)")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Put a backup in place of the database (the bot must be stopped)."""
+    from bot.service import AlreadyRunning, ServiceError, restore_database
+
+    config = _config_or_none(args)
+    if config is None:
+        return EXIT_CONFIG
+    try:
+        kept = restore_database(Path(args.path), config.storage_path)
+    except AlreadyRunning as exc:
+        print(f"Restore refused: {exc}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
+    except ServiceError as exc:
+        print(f"Restore refused: {exc}", file=sys.stderr)
+        return 1
+    print(f"Restored {args.path} to {config.storage_path}.")
+    if kept is not None:
+        print(f"The database it replaced is kept at {kept}.")
+    print("Start the bot again; it brings the schema up to date as it starts.")
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Whether the running bot is alive, polling and sending; non-zero when not."""
+    import time
+
+    from bot.service import assess
+    from bot.storage import SCHEMA_VERSION, Store
+
+    config = _config_or_none(args)
+    if config is None:
+        return EXIT_CONFIG
+    if not config.storage_path.is_file():
+        print(f"unhealthy: {config.storage_path}: no database (the bot has never run with this storage.path)")
+        return 1
+    store = Store(config.storage_path, migrate=False)
+    try:
+        if store.schema_version < SCHEMA_VERSION:
+            print(f"unhealthy: {config.storage_path}: the bot has not run with this version yet (schema {store.schema_version})")
+            return 1
+        health = assess(store.service_status(), time.time())
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"healthy": health.healthy, "problems": list(health.problems), **health.figures}))
+    else:
+        print("healthy" if health.healthy else "unhealthy: " + "; ".join(health.problems))
+        for name, value in health.figures.items():
+            print(f"  {name:<26} {'-' if value is None else value}")
+    return 0 if health.healthy else 1
 
 
 def cmd_unanswered(args: argparse.Namespace) -> int:
@@ -200,9 +317,33 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="talk to the bot in the console")
     chat.set_defaults(func=cmd_chat)
 
-    run = sub.add_parser("run", help="run the bot: Telegram when a token is configured, else the console chat")
-    run.add_argument("--config", help="config file (default: config.yaml beside the project, if present)")
+    config_help = "config file (default: $BOT_CONFIG, else config.yaml beside the project, if present)"
+    run = sub.add_parser("run", help="run the bot in Telegram (a service's command: without a token it is an error)")
+    run.add_argument("--config", help=config_help)
     run.set_defaults(func=cmd_run)
+
+    start = sub.add_parser("start", help="Telegram when a token is configured, else the console chat (what `python -m bot` does)")
+    start.add_argument("--config", help=config_help)
+    start.set_defaults(func=cmd_start)
+
+    whoami = sub.add_parser("whoami", help="the bot behind the token and the groups that wrote to it (finds staff_chat_id)")
+    whoami.add_argument("--config", help=config_help)
+    whoami.set_defaults(func=cmd_whoami)
+
+    backup = sub.add_parser("backup", help="copy the live database to PATH, safely while the bot runs")
+    backup.add_argument("path", help="the backup file to write")
+    backup.add_argument("--config", help=config_help)
+    backup.set_defaults(func=cmd_backup)
+
+    restore = sub.add_parser("restore", help="replace the database with the backup at PATH (stop the bot first)")
+    restore.add_argument("path", help="the backup file to restore")
+    restore.add_argument("--config", help=config_help)
+    restore.set_defaults(func=cmd_restore)
+
+    health = sub.add_parser("health", help="is the running bot alive, polling and sending? exits 1 when not")
+    health.add_argument("--config", help=config_help)
+    health.add_argument("--json", action="store_true", help="one JSON object, for monitoring")
+    health.set_defaults(func=cmd_health)
 
     faq = sub.add_parser("faq", help="FAQ tools")
     faq_sub = faq.add_subparsers(dest="faq_command", required=True)
@@ -232,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        args = parser.parse_args([*(argv or []), "run"])
+        args = parser.parse_args([*(argv or []), "start"])
     try:
         return int(args.func(args))
     except ConfigError as exc:

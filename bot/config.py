@@ -84,11 +84,14 @@ def derive_file_url(api_base_url: str) -> str:
     return base + "/file"
 
 
-def load_config(path: Path | str | None = None, environ: dict[str, str] | None = None) -> Config:
-    """Read the config file (optional when ``path`` is None) and apply environment overrides."""
+def load_config(path: Path | str | None = None, environ: dict[str, str] | None = None, *, require_staff: bool = True) -> Config:
+    """Read the config file (optional when ``path`` is None) and apply environment overrides.
+    ``require_staff=False``: a token without the staff group is accepted (for `whoami`, which finds it)."""
     env = os.environ if environ is None else environ
     source: Path | None = None
     data: dict[str, Any] = {}
+    if path is None and (named := (env.get("BOT_CONFIG") or "").strip()):
+        path = named  # a container or a unit file names its config this way
     if path is not None or DEFAULT_CONFIG.exists():
         source = Path(path) if path is not None else DEFAULT_CONFIG
         try:
@@ -102,7 +105,7 @@ def load_config(path: Path | str | None = None, environ: dict[str, str] | None =
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(source, "(top level)", "must be a mapping of sections (telegram, storage, faq, logging)")
         data = loaded or {}
-    return _build(data, source, env)
+    return _build(data, source, env, require_staff=require_staff)
 
 
 class _Reader:
@@ -172,7 +175,7 @@ class _Reader:
         return candidate
 
 
-def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._Environ[str]) -> Config:
+def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._Environ[str], *, require_staff: bool = True) -> Config:
     r = _Reader(source)
     unknown = sorted(set(data) - {"telegram", "storage", "faq", "logging", "booking", "staff", "clinic"})
     if unknown:
@@ -185,15 +188,16 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(source, "telegram.api_base_url", f"must be an http(s) URL, found {base_url!r}")
     file_url = r.text(tg, "telegram.api_file_url", "") or derive_file_url(base_url)
-    staff_raw = tg.get("staff_chat_id", 0)
+    staff_raw = (env.get("TELEGRAM_STAFF_CHAT_ID") or "").strip() or tg.get("staff_chat_id", 0)
     if isinstance(staff_raw, str) and staff_raw.strip().lstrip("-").isdigit():
         staff_raw = int(staff_raw)
     if isinstance(staff_raw, bool) or not isinstance(staff_raw, int):
         raise ConfigError(source, "telegram.staff_chat_id", f"must be the numeric id of the staff supergroup (like -1001234567890), found {staff_raw!r}")
-    if token and staff_raw >= 0:
+    if token and staff_raw >= 0 and require_staff:
         raise ConfigError(
             source, "telegram.staff_chat_id",
-            "must be set to the staff supergroup's id (a negative number like -1001234567890); add the bot to the group and read the id from an update",
+            "must be set to the staff supergroup's id (a negative number like -1001234567890); "
+            "add the bot to the group, send /start there, and `python -m bot whoami` shows the id",
         )
     mode = r.text(tg, "telegram.mode", "polling").lower()
     if mode not in ("polling", "webhook"):
@@ -232,12 +236,13 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._
         **{name: r.per_language(clinic_section, f"clinic.{name}") for name in ClinicFacts.CONTACT_FIELDS},
         emergency_number=r.text(clinic_section, "clinic.emergency_number", "119") or "119",
     )
+    database = (env.get("BOT_DATABASE") or "").strip()
     return Config(
         telegram=TelegramConfig(
             token=token, api_base_url=base_url, api_file_url=file_url, staff_chat_id=staff_raw,
             mode=mode, webhook=webhook, rate_limit=rate,  # type: ignore[arg-type]
         ),
-        storage_path=r.path(storage, "storage.path", PROJECT_ROOT / "bot.sqlite3"),
+        storage_path=Path(database) if database else r.path(storage, "storage.path", PROJECT_ROOT / "bot.sqlite3"),
         faq_path=r.path(faq, "faq.path", PROJECT_ROOT / "faq"),
         log_level=level,
         phone_region=region,

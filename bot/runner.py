@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from bot.config import Config, ConfigError
 from bot.core.dialogue import Dialogue
 from bot.core.knowledge import ClinicFacts
 from bot.knowledge_files import load_knowledge
+from bot.service import EXIT_ALREADY_RUNNING, EXIT_CONFIG, AlreadyRunning, InstanceLock
 from bot.storage import Store
 
 NO_TOKEN_NOTICE = (
@@ -50,6 +52,9 @@ def configure_logging(config: Config, stream: TextIO | None = None) -> None:
 
 def build_dialogue(config: Config) -> Dialogue:
     """The dialogue for this deployment: its FAQ, phone region and clinic facts (checked against the FAQ's languages)."""
+    if not config.faq_path.exists():
+        base = f"the config file's folder, {config.source.parent}" if config.source else f"the current folder, {Path.cwd()}"
+        raise ConfigError(config.source, "faq.path", f"{config.faq_path} does not exist (a relative path is resolved against {base})")
     knowledge = load_knowledge(config.faq_path)
     for name in ClinicFacts.CONTACT_FIELDS:
         for code in getattr(config.clinic, name):
@@ -66,10 +71,16 @@ def run_telegram(config: Config) -> int:
     from bot.telegram_app import ALLOWED_UPDATES, SetupError, build_application
 
     configure_logging(config)
+    log = logging.getLogger("bot")
     dialogue = build_dialogue(config)
+    lock = InstanceLock(config.storage_path)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        log.error("%s", exc)
+        return EXIT_ALREADY_RUNNING
     store = Store(config.storage_path)
     application = build_application(config, dialogue, store)
-    log = logging.getLogger("bot")
     try:
         if config.telegram.mode == "webhook":
             webhook = config.telegram.webhook
@@ -85,13 +96,54 @@ def run_telegram(config: Config) -> int:
             application.run_polling(allowed_updates=ALLOWED_UPDATES)
     except InvalidToken:
         log.error("telegram.token: Telegram rejected the token. Copy it again from @BotFather.")
-        return 2
+        return EXIT_CONFIG
     except SetupError as exc:
         log.error("%s", exc)
-        return 2
+        return EXIT_CONFIG
     except TelegramError as exc:
         log.error("Telegram refused to start the bot: %s", exc)
-        return 2
+        return EXIT_CONFIG
     finally:
         store.close()
+        lock.release()
+    return 0
+
+
+async def whoami(config: Config, out: TextIO) -> int:
+    """Which bot the token belongs to and the groups that wrote to it: where staff_chat_id comes from.
+
+    Reads pending updates without confirming them (no offset), so the bot, started
+    later, still receives every one; it cannot while the bot itself is polling.
+    """
+    from telegram import Bot
+    from telegram.constants import ChatType
+    from telegram.error import Conflict, InvalidToken, TelegramError
+
+    from bot.telegram_app import ALLOWED_UPDATES
+
+    telegram = config.telegram
+    try:
+        async with Bot(telegram.token, base_url=telegram.api_base_url, base_file_url=telegram.api_file_url) as bot:
+            print(f"This token belongs to @{bot.username} (bot id {bot.id}).", file=out)
+            updates = await bot.get_updates(timeout=0, allowed_updates=ALLOWED_UPDATES)
+    except InvalidToken:
+        print("telegram.token: Telegram rejected the token. Copy it again from @BotFather.", file=out)
+        return EXIT_CONFIG
+    except Conflict:
+        print("The bot is running (or a webhook is set), so its messages cannot be read here. "
+              "Stop it, then run this again.", file=out)
+        return 1
+    except TelegramError as exc:
+        print(f"Telegram could not be reached: {exc}", file=out)
+        return 1
+    groups = {
+        chat.id: chat for update in updates if (chat := update.effective_chat) is not None and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+    }
+    if not groups:
+        print("No group has written to the bot yet. Add it to the staff group, send /start there, and run this again.", file=out)
+        return 0
+    print("Groups that wrote to the bot (telegram.staff_chat_id is the id):", file=out)
+    for chat in groups.values():
+        kind = "supergroup with topics" if chat.is_forum else ("supergroup, Topics off" if chat.type == ChatType.SUPERGROUP else "group, not a supergroup")
+        print(f"  {chat.id}  {chat.title!r} ({kind})", file=out)
     return 0

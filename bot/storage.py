@@ -10,6 +10,7 @@ mode, well below the cost of the Telegram request around it.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -107,7 +108,19 @@ MIGRATIONS: tuple[str, ...] = (
         forgotten_at REAL NOT NULL
     );
     """,
+    # 3: the running bot's heartbeat, read by `python -m bot health` from another process.
+    """
+    CREATE TABLE heartbeat (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        pid          INTEGER NOT NULL,
+        mode         TEXT NOT NULL,
+        started_at   REAL NOT NULL,
+        beat_at      REAL NOT NULL,
+        last_poll_at REAL
+    );
+    """,
 )
+SCHEMA_VERSION = len(MIGRATIONS)
 
 Role = Literal["patient", "bot", "staff"]
 
@@ -135,6 +148,21 @@ class Handoff:
 
 
 @dataclass(frozen=True)
+class ServiceStatus:
+    """The running bot as its database tells it (Unix times; None: never recorded)."""
+
+    pid: int | None
+    mode: str | None  # polling, webhook, stopped
+    started_at: float | None
+    beat_at: float | None
+    last_poll_at: float | None  # the last getUpdates Telegram answered (polling)
+    last_update_at: float | None
+    pending_sends: int
+    oldest_pending_at: float | None
+    failed_sends: int
+
+
+@dataclass(frozen=True)
 class OutboxEntry:
     """One send waiting for Telegram: ``kind`` says what it is, ``chat_id`` whose conversation it belongs to."""
 
@@ -155,17 +183,28 @@ class TranscriptLine:
 class Store:
     """SQLite-backed storage. One instance per process; not shared across threads."""
 
-    def __init__(self, path: Path | str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: Path | str, clock: Callable[[], float] = time.time, *, migrate: bool = True) -> None:
+        """Open (creating if need be) the database; ``migrate=False`` only reads what is there
+        (`health`, from another process, must not change a running bot's schema)."""
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                # Patients' names, phones and messages: readable by the bot's user only.
+                # SQLite gives the -wal and -shm files the database file's permissions.
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._clock = clock
         self._db = sqlite3.connect(str(path), isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a booking confirmed to a patient survives a power cut, not only a crash
+        # (NORMAL in WAL mode may lose the last transactions on power loss).
+        self._db.execute("PRAGMA synchronous=FULL")
+        # Deleted rows (/forget, retention) are overwritten, not left readable in the file.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("PRAGMA foreign_keys=ON")
-        self.migrate()
+        if migrate:
+            self.migrate()
 
     # -- schema -------------------------------------------------------------------
     @property
@@ -358,6 +397,34 @@ class Store:
     def failed_sends(self) -> list[tuple[int, str, str]]:
         rows = self._db.execute("SELECT chat_id, kind, last_error FROM outbox WHERE status = 'failed' ORDER BY id").fetchall()
         return [(int(r[0]), r[1], r[2]) for r in rows]
+
+    # -- the service's own state -----------------------------------------------------------------
+    def beat(self, *, pid: int, mode: str, started_at: float, last_poll_at: float | None) -> None:
+        """Record that the bot is alive (``mode``: polling, webhook or stopped)."""
+        self._db.execute(
+            "INSERT INTO heartbeat (id, pid, mode, started_at, beat_at, last_poll_at) VALUES (1, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, mode = excluded.mode, started_at = excluded.started_at, "
+            "beat_at = excluded.beat_at, last_poll_at = excluded.last_poll_at",
+            (pid, mode, started_at, self._clock(), last_poll_at),
+        )
+
+    def service_status(self) -> ServiceStatus:
+        """What `python -m bot health` reports: the heartbeat, the last update, the outbox."""
+        beat = self._db.execute("SELECT pid, mode, started_at, beat_at, last_poll_at FROM heartbeat WHERE id = 1").fetchone()
+        last_update = self._db.execute("SELECT MAX(received_at) FROM inbox").fetchone()[0]
+        pending, oldest = self._db.execute("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'").fetchone()
+        failed = self._db.execute("SELECT COUNT(*) FROM outbox WHERE status = 'failed'").fetchone()[0]
+        return ServiceStatus(
+            pid=beat["pid"] if beat else None,
+            mode=beat["mode"] if beat else None,
+            started_at=beat["started_at"] if beat else None,
+            beat_at=beat["beat_at"] if beat else None,
+            last_poll_at=beat["last_poll_at"] if beat else None,
+            last_update_at=last_update,
+            pending_sends=int(pending),
+            oldest_pending_at=oldest,
+            failed_sends=int(failed),
+        )
 
     # -- privacy ---------------------------------------------------------------------------------
     def forget(self, chat_id: int) -> None:

@@ -24,6 +24,8 @@ import asyncio
 import datetime as dtm
 import json
 import logging
+import os
+import sqlite3
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable
@@ -69,6 +71,7 @@ from bot.outbox import (
     OutboxSender,
     markup_payload,
 )
+from bot.service import HEARTBEAT_SECONDS
 from bot.storage import Patient, Store
 
 log = logging.getLogger(__name__)
@@ -213,11 +216,13 @@ class JournalingUpdatesRequest(AiohttpRequest):
     def __init__(self, journal: UpdateJournal) -> None:
         super().__init__(1)
         self.journal = journal
+        self.last_answer_at: float | None = None  # when Telegram last answered getUpdates
 
     async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
         status, body = await super().do_request(url, method, *args, **kwargs)
         if status == 200 and url.endswith("/getUpdates"):
             self.journal.write_raw(body)
+            self.last_answer_at = time.time()  # the heartbeat reports it: polling works
         return status, body
 
 
@@ -289,6 +294,8 @@ class FrontDesk:
         self._saved_names: OrderedDict[int, tuple[str, str, str]] = OrderedDict()  # bounded: skips unchanged writes
         self.sender: OutboxSender | None = None
         self._background: list[asyncio.Task[None]] = []
+        self.polling: JournalingUpdatesRequest | None = None  # set by build_application
+        self._started_at = time.time()
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, application: Application) -> None:
@@ -300,6 +307,7 @@ class FrontDesk:
         self.sender = OutboxSender(api, self.store, self.staff_chat_id, self.texts)
         self._background.append(asyncio.create_task(self.sender.run(), name="outbox"))
         self._background.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        self._background.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
         for update_id, payload in self.store.pending_updates():
             try:
                 update = Update.de_json(json.loads(payload), application.bot)
@@ -318,6 +326,20 @@ class FrontDesk:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
+        self._beat("stopped")
+
+    def _beat(self, mode: str) -> None:
+        last_poll = self.polling.last_answer_at if self.polling is not None else None
+        self.store.beat(pid=os.getpid(), mode=mode, started_at=self._started_at, last_poll_at=last_poll)
+
+    async def _heartbeat(self) -> None:
+        """For `python -m bot health` (another process): alive, in which mode, last getUpdates answered."""
+        while True:
+            try:
+                self._beat(self.config.telegram.mode)
+            except sqlite3.Error as exc:  # a busy or full disk must not end the heartbeat task
+                log.warning("Heartbeat not recorded: %s", exc)
+            await asyncio.sleep(HEARTBEAT_SECONDS)
 
     async def _housekeeping(self) -> None:
         """Hourly: forget handled update ids Telegram can no longer re-send, apply the retention setting."""
@@ -626,6 +648,7 @@ def build_application(config: Config, dialogue: Dialogue, store: Store) -> Appli
     rate = config.telegram.rate_limit
     desk = FrontDesk(config, dialogue, store)
     journal = UpdateJournal(store)
+    desk.polling = JournalingUpdatesRequest(journal)
     application = (
         ApplicationBuilder()
         .token(config.telegram.token)
@@ -635,7 +658,7 @@ def build_application(config: Config, dialogue: Dialogue, store: Store) -> Appli
         .rate_limiter(AIORateLimiter(overall_max_rate=rate.overall_per_second, group_max_rate=rate.group_per_minute, max_retries=100))
         # Many requests in flight, on aiohttp (see bot/aiohttp_request.py for why not httpx).
         .request(AiohttpRequest(64))
-        .get_updates_request(JournalingUpdatesRequest(journal))
+        .get_updates_request(desk.polling)
         .update_queue(JournalingQueue(journal))
         .concurrent_updates(PerChatUpdateProcessor())
         .post_init(desk.start)

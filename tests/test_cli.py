@@ -67,6 +67,13 @@ def test_no_arguments_starts_the_console_chat(knowledge) -> None:  # noqa: ANN00
     assert knowledge.texts["welcome"] in result.stdout
 
 
+def test_a_console_with_closed_input_says_so_and_fails() -> None:
+    # As when `python -m bot` is started as a service with no token: not a silent exit 0.
+    result = run_bot(stdin="")
+    assert result.returncode == 1
+    assert "got no input" in result.stderr and "telegram.token" in result.stderr
+
+
 def test_faq_check_passes_on_the_real_faq() -> None:
     result = run_bot("faq", "check")
     assert result.returncode == 0, result.stdout + result.stderr

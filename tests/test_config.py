@@ -111,3 +111,28 @@ def test_a_clinic_fact_in_a_language_the_faq_lacks_is_named(tmp_path: Path) -> N
     with pytest.raises(ConfigError) as raised:
         build_dialogue(load_config(path, environ={}))
     assert raised.value.key == "clinic.address.kr" and "en, ko" in raised.value.message
+
+
+def test_a_container_configures_the_bot_by_environment(tmp_path: Path) -> None:
+    # docker compose passes secrets and the volume's paths as variables; the file needs neither.
+    path = tmp_path / "config.yaml"
+    path.write_text("clinic: {phone: '+82 2-000-0000'}\n")
+    config = load_config(
+        environ={
+            "BOT_CONFIG": str(path), "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_STAFF_CHAT_ID": "-1001234567890",
+            "BOT_DATABASE": "/data/bot.sqlite3",
+        }
+    )
+    assert config.source == path and config.clinic.phone == {"*": "+82 2-000-0000"}
+    assert config.telegram.staff_chat_id == -1001234567890
+    assert config.storage_path == Path("/data/bot.sqlite3")
+    with pytest.raises(ConfigError, match="staff_chat_id"):
+        load_config(environ={"BOT_CONFIG": str(path), "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_STAFF_CHAT_ID": "the staff group"})
+
+
+def test_a_faq_path_that_does_not_exist_names_where_it_was_looked_for(tmp_path: Path) -> None:
+    from bot.runner import build_dialogue
+
+    path = write(tmp_path, "faq: {path: faqs}\n")
+    with pytest.raises(ConfigError, match=r"faq\.path: .*faqs does not exist \(a relative path is resolved against the config file's folder"):
+        build_dialogue(load_config(path, environ={}))

@@ -70,3 +70,67 @@ async def test_a_rejected_token_says_so(api: FakeBotApi, tmp_path: Path) -> None
     assert code == 2
     assert "telegram.token: Telegram rejected the token" in log.read_text()
     assert "999:wrong-token" not in log.read_text()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """A `python -m bot` command beside the running bot, as an operator or a health check runs it."""
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "TELEGRAM_BOT_TOKEN": "", **(env or {})},
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+async def test_an_operator_can_check_health_back_up_and_not_start_a_second_bot(api: FakeBotApi, tmp_path: Path) -> None:
+    config = write_process_config(tmp_path, api)
+    process = await start_bot(config, tmp_path / "bot.log")
+    try:
+        api.push_update(api.private_text(PATIENT, "does it leave a scar"))
+        await api.wait_for_message(PATIENT, timeout=30)
+
+        code, out = await asyncio.to_thread(run_cli, "health", "--config", str(config))
+        assert code == 0 and out.startswith("healthy"), out
+        assert "polling" in out
+
+        second = await start_bot(config, tmp_path / "second.log")
+        assert await asyncio.wait_for(second.wait(), timeout=30) == 3  # refused, not a second poller
+        assert "another bot process" in (tmp_path / "second.log").read_text()
+
+        backup = tmp_path / "backup.sqlite3"
+        code, out = await asyncio.to_thread(run_cli, "backup", str(backup), "--config", str(config))
+        assert code == 0, out
+        code, out = await asyncio.to_thread(run_cli, "restore", str(backup), "--config", str(config))
+        assert code == 3 and "another bot process" in out, out  # never under a running bot
+
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), timeout=5) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    code, out = await asyncio.to_thread(run_cli, "health", "--config", str(config))
+    assert code == 1 and "stopped" in out, out
+    code, out = await asyncio.to_thread(run_cli, "restore", str(backup), "--config", str(config))
+    assert code == 0 and "kept at" in out, out
+
+
+def test_run_without_a_token_is_an_error_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("storage: {path: bot.sqlite3}\n")
+    code, out = run_cli("run", "--config", str(config))
+    assert code == 2
+    assert f"{config}: telegram.token: must be set" in out and "python -m bot chat" in out
+
+
+async def test_whoami_shows_the_staff_group_id_without_taking_the_bots_updates(api: FakeBotApi, tmp_path: Path) -> None:
+    # The operator has the token, added the bot to the group and sent /start there; the
+    # config does not name the group yet (that is what they are looking for).
+    config = tmp_path / "config.yaml"
+    config.write_text(f"telegram: {{token: '{api.token}', api_base_url: {api.base_url}}}\n")
+    api.push_update(api.group_message(api.staff_chat_id, "/start"))
+    code, out = await asyncio.to_thread(run_cli, "whoami", "--config", str(config))
+    assert code == 0, out
+    assert f"{api.staff_chat_id}" in out and "supergroup with topics" in out
+    assert len(api.pending_updates) == 1  # nothing confirmed: the bot will still get it
