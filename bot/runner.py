@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -79,6 +81,10 @@ def run_telegram(config: Config) -> int:
     except AlreadyRunning as exc:
         log.error("%s", exc)
         return EXIT_ALREADY_RUNNING
+    reached = asyncio.run(wait_for_telegram(config, log))
+    if reached is not None:
+        lock.release()
+        return reached
     store = Store(config.storage_path)
     application = build_application(config, dialogue, store)
     try:
@@ -107,6 +113,42 @@ def run_telegram(config: Config) -> int:
         store.close()
         lock.release()
     return 0
+
+
+# Waiting for Telegram at start-up: first retry after this many seconds, doubling up to the cap.
+FIRST_RETRY_SECONDS = 2.0
+MAX_RETRY_SECONDS = 60.0
+
+
+async def wait_for_telegram(config: Config, log: logging.Logger) -> int | None:
+    """Ask Telegram who the bot is until it answers: None once it does, an exit code if the
+    token is refused. A server that boots before its network (or a Telegram outage) gets
+    one log line per attempt and a growing pause, not a traceback and an exit."""
+    from telegram import Bot
+    from telegram.error import InvalidToken, NetworkError, TimedOut
+
+    telegram = config.telegram
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)  # removed when asyncio.run closes the loop
+    delay = FIRST_RETRY_SECONDS
+    while True:
+        try:
+            async with Bot(telegram.token, base_url=telegram.api_base_url, base_file_url=telegram.api_file_url):
+                return None
+        except InvalidToken:
+            log.error("telegram.token: Telegram rejected the token. Copy it again from @BotFather.")
+            return EXIT_CONFIG
+        except (NetworkError, TimedOut) as exc:
+            log.warning("Telegram is out of reach (%s); trying again in %.0f s", exc, delay)
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+        except TimeoutError:
+            delay = min(MAX_RETRY_SECONDS, 2 * delay)
+            continue
+        log.info("Stopped while waiting for Telegram")
+        return 0
 
 
 async def whoami(config: Config, out: TextIO) -> int:

@@ -61,6 +61,7 @@ async def test_a_misconfigured_staff_group_stops_with_a_plain_message(api: FakeB
     assert code == 2
     assert "Manage topics" in log.read_text()
     assert api.token not in log.read_text()
+    assert "Traceback" not in log.read_text() and "Unclosed" not in log.read_text(), log.read_text()
 
 
 async def test_a_rejected_token_says_so(api: FakeBotApi, tmp_path: Path) -> None:
@@ -134,3 +135,35 @@ async def test_whoami_shows_the_staff_group_id_without_taking_the_bots_updates(a
     assert code == 0, out
     assert f"{api.staff_chat_id}" in out and "supergroup with topics" in out
     assert len(api.pending_updates) == 1  # nothing confirmed: the bot will still get it
+
+
+async def wait_for_text(path: Path, text: str, timeout: float = 30) -> str:
+    """The log once it holds ``text`` (polled: the bot writes it from another process)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while text not in (log := path.read_text() if path.exists() else ""):
+        assert asyncio.get_running_loop().time() < deadline, f"{text!r} never logged:\n{log}"
+        await asyncio.sleep(0.1)
+    return log
+
+
+async def test_a_bot_started_before_the_network_waits_for_telegram_then_answers(tmp_path: Path) -> None:
+    api = FakeBotApi()
+    await api.start()
+    config = write_process_config(tmp_path, api)
+    await api.stop()  # Telegram is out of reach while the server boots
+    log = tmp_path / "bot.log"
+    process = await start_bot(config, log)
+    try:
+        await wait_for_text(log, "Telegram is out of reach")
+        await api.start()  # the network comes up, on the same address
+        api.push_update(api.private_text(PATIENT, "does it leave a scar"))
+        await api.wait_for_message(PATIENT, timeout=30)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), timeout=5) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await api.stop()
+    text = log.read_text()
+    assert "Traceback" not in text and "Unclosed" not in text, text
