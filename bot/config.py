@@ -67,6 +67,12 @@ class Config:
     log_level: str = "INFO"
     phone_region: str = "KR"
     transcript_lines: int = 12  # recent conversation lines shown on a staff card
+    # Who may act as staff (reply to patients, /close...): these Telegram user ids, or,
+    # when empty, the staff group's administrators.
+    staff_user_ids: frozenset[int] = frozenset()
+    # After a patient's /forget: False deletes their staff topic too; True keeps it (closed)
+    # as the clinic's record, and the patient is told so.
+    staff_keep_records: bool = False
     retention_days: int = 0  # delete transcripts older than this many days; 0 keeps them
     clinic: ClinicFacts = field(default_factory=ClinicFacts)  # the operator's own facts (address, phone...)
     source: Path | None = None
@@ -230,7 +236,13 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._
     region = r.text(booking, "booking.phone_region", "KR").upper()
     if len(region) != 2 or not region.isalpha():
         raise ConfigError(source, "booking.phone_region", f"must be a two-letter country code such as KR, found {region!r}")
-    staff = r.section(data, "staff", {"transcript_lines"})
+    staff = r.section(data, "staff", {"transcript_lines", "user_ids", "keep_records"})
+    keep_records = staff.get("keep_records", False)
+    if not isinstance(keep_records, bool):
+        raise ConfigError(source, "staff.keep_records", f"must be true or false, found {keep_records!r}")
+    staff_ids = staff.get("user_ids") or []
+    if not isinstance(staff_ids, list) or any(isinstance(i, bool) or not isinstance(i, int) or i <= 0 for i in staff_ids):
+        raise ConfigError(source, "staff.user_ids", f"must be a list of Telegram user ids (positive numbers), found {staff_ids!r}")
     clinic_section = r.section(data, "clinic", {*ClinicFacts.CONTACT_FIELDS, "emergency_number"})
     clinic = ClinicFacts(
         **{name: r.per_language(clinic_section, f"clinic.{name}") for name in ClinicFacts.CONTACT_FIELDS},
@@ -247,6 +259,8 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._
         log_level=level,
         phone_region=region,
         transcript_lines=r.number(staff, "staff.transcript_lines", 12, integer=True, minimum=0),
+        staff_user_ids=frozenset(staff_ids),
+        staff_keep_records=keep_records,
         retention_days=r.number(storage, "storage.retention_days", 0, integer=True, minimum=0),
         clinic=clinic,
         source=source,

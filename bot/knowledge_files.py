@@ -21,6 +21,7 @@ from typing import BinaryIO
 import numpy as np
 import yaml
 
+from bot.core.dialogue import FAQ_PREFIX
 from bot.core.model import FeatureSpec, LinearModel
 from bot.core.knowledge import (
     EXAMPLE_INTENT_LABELS,
@@ -48,6 +49,11 @@ DEFAULT_FAQ_DIR = Path(__file__).resolve().parent.parent / "faq"
 
 _KEBAB = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _TITLE_MAX = 32  # fits one Telegram inline button on a phone without truncation
+# Telegram's own limits, checked here so that `faq check` refuses what Telegram would
+# refuse in front of a patient: a message's text, and a button's callback data (which
+# carries FAQ_PREFIX and the entry id).
+_MESSAGE_MAX = 4_096
+_CALLBACK_DATA_MAX_BYTES = 64
 # libyaml's parser when PyYAML has it (its wheels do): the examples file holds
 # thousands of messages, which the pure-Python parser takes a second to read.
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -297,6 +303,9 @@ class _Reader:
             if entry_id is not None:
                 if not _KEBAB.match(entry_id):
                     self.problem(id_node, f"{key}.id", f"{entry_id!r} is not kebab-case (lowercase words joined by '-')")
+                elif len((FAQ_PREFIX + entry_id).encode()) > _CALLBACK_DATA_MAX_BYTES:
+                    limit = _CALLBACK_DATA_MAX_BYTES - len(FAQ_PREFIX)
+                    self.problem(id_node, f"{key}.id", f"is {len(entry_id)} characters; Telegram's buttons carry at most {limit}")
                 if entry_id in id_lines:
                     self.problem(id_node, f"{key}.id", f"duplicate id {entry_id!r} (first used on line {id_lines[entry_id]})")
                 else:
@@ -305,6 +314,8 @@ class _Reader:
             questions = self.text_list(questions_node, f"{key}.questions", min_items=1) if questions_node is not None else None
             answer_node = self.required(items, node, key, "answer")
             answer = self.text(answer_node, f"{key}.answer") if answer_node is not None else None
+            if answer is not None and len(answer) > _MESSAGE_MAX:
+                self.problem(answer_node, f"{key}.answer", f"is {len(answer):,} characters; Telegram sends at most {_MESSAGE_MAX:,} in one message")
             original = default.entry(entry_id) if default is not None and entry_id is not None else None
             if default is not None and entry_id is not None and original is None:
                 self.problem(id_node, f"{key}.id", f"{entry_id!r} is not an entry of the default language ({default.code})")
@@ -432,6 +443,8 @@ class _Reader:
                 if value is not None:
                     texts[name] = value.strip()
                     self._placeholders(node, name, texts[name])
+                    if len(texts[name]) > _MESSAGE_MAX:
+                        self.problem(node, f"texts.{name}", f"is {len(texts[name]):,} characters; Telegram sends at most {_MESSAGE_MAX:,} in one message")
         booking = BookingVocabulary()
         if "booking" in top:
             node = top["booking"][1]

@@ -36,7 +36,9 @@ PATIENT_TEXT = "patient_text"  # {"text", "markup"}: a bot reply
 PATIENT_COPY = "patient_copy"  # {"message_id"}: a staff message copied to the patient
 STAFF_COPY = "staff_copy"  # {"message_id", "text"}: a patient message for their topic (text None for media)
 STAFF_CARD = "staff_card"  # {"text"}: a card (HTML) with a Close button
-STAFF_NOTICE = "staff_notice"  # {"text", "thread_id"?}: a line for staff in the patient's topic
+STAFF_NOTICE = "staff_notice"  # {"text", "thread_id"?, "general"?}: a line for staff in the patient's topic (or General)
+STAFF_TOPIC_DELETE = "staff_topic_delete"  # {"thread_id"}: a forgotten patient's topic, deleted
+STAFF_TOPIC_CLOSE = "staff_topic_close"  # {"thread_id"}: a forgotten patient's topic, kept as a record
 
 THREAD_GONE = ("message thread not found", "topic_deleted", "thread not found", "topic not found")
 MAX_TEXT = 4_096
@@ -243,9 +245,18 @@ class OutboxSender:
                     parse_mode=ParseMode.HTML, reply_markup=close,
                 ),
             )
+        elif entry.kind in (STAFF_TOPIC_DELETE, STAFF_TOPIC_CLOSE):
+            method = "deleteForumTopic" if entry.kind == STAFF_TOPIC_DELETE else "closeForumTopic"
+            try:
+                await self._call(method, chat_id=self.staff_chat_id, message_thread_id=payload["thread_id"])
+            except BadRequest as exc:
+                if not any(gone in exc.message.lower() for gone in THREAD_GONE + ("topic_id_invalid", "topic_closed", "topic_not_modified")):
+                    raise  # staff deleted or closed it already: done
         elif entry.kind == STAFF_NOTICE:
             thread = payload.get("thread_id")
-            if thread is not None:
+            if payload.get("general"):
+                await self._call("sendMessage", chat_id=self.staff_chat_id, text=payload["text"])
+            elif thread is not None:
                 await self._call("sendMessage", chat_id=self.staff_chat_id, text=payload["text"], message_thread_id=thread)
             elif (handoff := self.store.handoff(chat_id)) is not None and handoff.thread_id is not None:
                 await self._into_topic(

@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot.config import Config, ConfigError
 from bot.core.dialogue import Dialogue
@@ -63,7 +63,7 @@ def build_dialogue(config: Config) -> Dialogue:
             if code != "*" and code not in knowledge.languages:
                 spoken = ", ".join(knowledge.languages)
                 raise ConfigError(config.source, f"clinic.{name}.{code}", f"the FAQ has no language {code!r} (it has {spoken})")
-    return Dialogue(knowledge, phone_region=config.phone_region, clinic=config.clinic)
+    return Dialogue(knowledge, phone_region=config.phone_region, clinic=config.clinic, staff_keep_records=config.staff_keep_records)
 
 
 def run_telegram(config: Config) -> int:
@@ -89,15 +89,7 @@ def run_telegram(config: Config) -> int:
     application = build_application(config, dialogue, store)
     try:
         if config.telegram.mode == "webhook":
-            webhook = config.telegram.webhook
-            application.run_webhook(
-                listen=webhook.listen,
-                port=webhook.port,
-                url_path=webhook.path,
-                webhook_url=webhook.url,
-                secret_token=webhook.secret_token,
-                allowed_updates=ALLOWED_UPDATES,
-            )
+            asyncio.run(serve_webhook(application, config, store))
         else:
             application.run_polling(allowed_updates=ALLOWED_UPDATES)
     except InvalidToken:
@@ -113,6 +105,33 @@ def run_telegram(config: Config) -> int:
         store.close()
         lock.release()
     return 0
+
+
+async def serve_webhook(application: Any, config: Config, store: Store) -> None:
+    """Webhook mode, in python-telegram-bot's order (initialize, post_init, listen, start;
+    then stop, post_stop, shutdown), with bot.webhook's server instead of the library's."""
+    import time
+
+    from bot.service import assess
+    from bot.webhook import open_webhook
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await application.initialize()
+    try:
+        await application.post_init(application)
+        server = await open_webhook(application, config.telegram.webhook, health=lambda: assess(store.service_status(), time.time()))
+        await application.start()
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()
+            await application.stop()
+            await application.post_stop(application)
+    finally:
+        await application.shutdown()
 
 
 # Waiting for Telegram at start-up: first retry after this many seconds, doubling up to the cap.

@@ -427,8 +427,15 @@ class Store:
         )
 
     # -- privacy ---------------------------------------------------------------------------------
-    def forget(self, chat_id: int) -> None:
-        """Delete everything stored about a patient; their topic is remembered only as forgotten."""
+    def last_send_id(self) -> int:
+        """The newest outbox entry's id (0 when empty): sends queued after it are kept by forget."""
+        return int(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0])
+
+    def forget(self, chat_id: int, *, keep_sends_after: int | None = None) -> None:
+        """Delete everything stored about a patient, queued sends included (a message waiting
+        for their staff topic must not open a new one); only sends queued after
+        ``keep_sends_after`` (the confirmation and staff's notice) stay. Their topic is
+        remembered only as forgotten."""
         with self.transaction():
             handoff = self.handoff(chat_id)
             if handoff is not None and handoff.thread_id is not None:
@@ -438,7 +445,10 @@ class Store:
             for table in ("sessions", "patients", "handoffs", "message_links", "bookings", "transcript", "unanswered"):
                 self._db.execute(f"DELETE FROM {table} WHERE chat_id = ?", (chat_id,))  # noqa: S608 - fixed table names
             self._db.execute("UPDATE inbox SET payload = '' WHERE chat_id = ?", (chat_id,))
-            self._db.execute("DELETE FROM outbox WHERE chat_id = ? AND status != 'pending'", (chat_id,))
+            if keep_sends_after is None:
+                self._db.execute("DELETE FROM outbox WHERE chat_id = ? AND status != 'pending'", (chat_id,))
+            else:
+                self._db.execute("DELETE FROM outbox WHERE chat_id = ? AND (status != 'pending' OR id <= ?)", (chat_id, keep_sends_after))
 
     def is_forgotten_topic(self, thread_id: int) -> bool:
         return self._db.execute("SELECT 1 FROM forgotten_topics WHERE thread_id = ?", (thread_id,)).fetchone() is not None

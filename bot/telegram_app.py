@@ -21,6 +21,7 @@ Updates of one chat are handled in order; different chats concurrently.
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dtm
 import json
 import logging
@@ -33,8 +34,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from telegram import BotCommand, ChatMemberAdministrator, ChatMemberOwner, Message, Update
-from telegram.constants import ChatType
-from telegram.error import TelegramError
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
 
 from bot.aiohttp_request import AiohttpRequest
@@ -68,6 +69,8 @@ from bot.outbox import (
     STAFF_CLOSE,
     STAFF_COPY,
     STAFF_NOTICE,
+    STAFF_TOPIC_CLOSE,
+    STAFF_TOPIC_DELETE,
     OutboxSender,
     markup_payload,
 )
@@ -87,6 +90,10 @@ FLOOD_WINDOW = 10.0
 SHUTDOWN_FLUSH_SECONDS = 3.0  # SIGTERM must finish within 5 s
 # Telegram keeps unconfirmed updates for 24 hours; ids handled longer ago cannot come back.
 JOURNAL_KEEP_SECONDS = 2 * 86_400
+# How long Telegram's word that a user is (or is not) an administrator of the staff group
+# is trusted: one getChatMember per staff member per five minutes, and someone removed
+# from the administrators loses access within five minutes.
+STAFF_CHECK_SECONDS = 300.0
 NAME_CACHE = 10_000  # recently seen patients whose stored name is known to be current
 
 
@@ -167,14 +174,27 @@ class UpdateJournal:
         self.store = store
         self._written: set[int] = set()  # journaled from the raw answer, not yet queued
 
-    def write_raw(self, body: bytes) -> None:
+    def write_raw(self, body: bytes) -> bytes:
+        """Journal a getUpdates answer; return it with every update python-telegram-bot
+        cannot read replaced by its bare update_id.
+
+        One unreadable update (Telegram adds fields and kinds before libraries follow)
+        would make the library fail the whole batch and ask for it again forever:
+        polling would stall for every patient. Its bare id still advances the offset.
+        """
         try:
-            updates = json.loads(body).get("result") or []
+            answer = json.loads(body)
+            updates = answer.get("result") or []
         except (ValueError, AttributeError):
-            return  # python-telegram-bot reports unreadable answers itself
+            return body  # python-telegram-bot reports unreadable answers itself
         rows = [(u["update_id"], _raw_chat_id(u), json.dumps(u)) for u in updates if isinstance(u, dict) and "update_id" in u]
         self.store.journal_updates(rows)
         self._written.update(row[0] for row in rows)
+        parsed = [readable(u) for u in updates]
+        if all(new is old for new, old in zip(parsed, updates)):
+            return body
+        answer["result"] = parsed
+        return json.dumps(answer).encode()
 
     def write(self, update: Update) -> None:
         if update.update_id in self._written:
@@ -186,6 +206,17 @@ class UpdateJournal:
             self.store.journal_updates([(update.update_id, chat.id if chat else None, payload)])
         except Exception:  # an update we cannot serialise is still handled, just not journaled
             log.exception("Could not journal update %s", update.update_id)
+
+
+def readable(update: Any) -> Any:
+    """``update`` if python-telegram-bot can read it, else only its update_id (logged)."""
+    try:
+        Update.de_json(copy.deepcopy(update), None)
+    except Exception as exc:  # noqa: BLE001 - whatever the library raises, this update is skipped
+        update_id = update.get("update_id") if isinstance(update, dict) else None
+        log.warning("Update %s cannot be read by python-telegram-bot (%s: %s); skipped", update_id, type(exc).__name__, exc)
+        return {"update_id": update_id} if isinstance(update_id, int) else update
+    return update
 
 
 def _json_default(value: Any) -> Any:
@@ -221,7 +252,7 @@ class JournalingUpdatesRequest(AiohttpRequest):
     async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
         status, body = await super().do_request(url, method, *args, **kwargs)
         if status == 200 and url.endswith("/getUpdates"):
-            self.journal.write_raw(body)
+            body = self.journal.write_raw(body)
             self.last_answer_at = time.time()  # the heartbeat reports it: polling works
         return status, body
 
@@ -296,11 +327,15 @@ class FrontDesk:
         self._background: list[asyncio.Task[None]] = []
         self.polling: JournalingUpdatesRequest | None = None  # set by build_application
         self._started_at = time.time()
+        self._bot: Any = None  # the application's Bot, once started
+        self._staff_checked: dict[int, tuple[bool, float]] = {}  # user id -> (is staff, when asked)
+        self._told_not_staff: set[int] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, application: Application) -> None:
         """Start-up checks, then replay journaled updates and start delivering the outbox."""
         await check_setup(application, self.config)
+        self._bot = application.bot
         rate = self.config.telegram.rate_limit
         api = BotApi(application.bot.base_url, overall_per_second=rate.overall_per_second, group_per_minute=rate.group_per_minute)
         await api.start()
@@ -420,11 +455,13 @@ class FrontDesk:
         self._record_patient(chat_id, event)
         step = self.dialogue.handle(state, event)
         self.store.save_session(chat_id, step.state)
+        queued_before = self.store.last_send_id()
         for action in step.actions:
             self.perform(chat_id, action, message, lang=step.state.lang)
         if any(isinstance(action, ForgetPatient) for action in step.actions):
-            # Last, so nothing recorded while carrying out the other actions survives it.
-            self.store.forget(chat_id)
+            # Last, so nothing recorded while carrying out the other actions survives it;
+            # what was queued before (a message waiting for staff) is dropped with the rest.
+            self.store.forget(chat_id, keep_sends_after=queued_before)
             self._saved_names.pop(chat_id, None)
 
     def _record_patient(self, chat_id: int, event: Event) -> None:
@@ -477,8 +514,13 @@ class FrontDesk:
         elif isinstance(action, ForgetPatient):
             handoff = self.store.handoff(chat_id)
             if handoff is not None and handoff.thread_id is not None:
-                notice = {"text": self.texts["staff_patient_forgot"], "thread_id": handoff.thread_id}
-                self.store.enqueue(chat_id, STAFF_NOTICE, notice)
+                thread = {"thread_id": handoff.thread_id}
+                if self.dialogue.staff_keep_records:  # the topic stays, closed, as the clinic's record
+                    self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_patient_forgot"], **thread})
+                    self.store.enqueue(chat_id, STAFF_TOPIC_CLOSE, thread)
+                else:  # the patient's words in the staff group go too; staff are told in General
+                    self.store.enqueue(chat_id, STAFF_TOPIC_DELETE, thread)
+                    self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_patient_forgot_deleted"], "general": True})
 
     def _reply(self, chat_id: int, reply: Reply) -> None:
         markup = markup_payload([(b.label, b.data) for b in reply.buttons], list(reply.keyboard), reply.request_contact, reply.remove_keyboard)
@@ -516,11 +558,41 @@ class FrontDesk:
         query = update.callback_query
         if query is not None:
             await _answer_quietly(query)
+        staff = await self._acts_as_staff(update)
         with self.store.transaction():
-            self._handle_staff(update)
+            self._handle_staff(update, staff)
             self.store.mark_update_done(update.update_id)
 
-    def _handle_staff(self, update: Update) -> None:
+    async def _acts_as_staff(self, update: Update) -> bool:
+        """Whether the sender may act as staff: an administrator of the staff group (asked
+        of Telegram, trusted for STAFF_CHECK_SECONDS) or one of staff.user_ids. Anyone can
+        be added to the group by mistake; only staff may write to patients."""
+        query = update.callback_query
+        message = update.message
+        if query is None and message is not None and message.sender_chat is not None:
+            # An anonymous administrator posts as the group itself; only administrators can.
+            return message.sender_chat.id == self.staff_chat_id
+        user = query.from_user if query is not None else (message.from_user if message is not None else None)
+        if user is None or user.is_bot:
+            return False
+        if self.config.staff_user_ids:
+            return user.id in self.config.staff_user_ids
+        now = time.monotonic()
+        known = self._staff_checked.get(user.id)
+        if known is not None and now - known[1] < STAFF_CHECK_SECONDS:
+            return known[0]
+        try:
+            member = await self._bot.get_chat_member(self.staff_chat_id, user.id)
+            staff = member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
+        except (NetworkError, RetryAfter) as exc:
+            log.warning("Could not check whether user %s is staff: %s", user.id, exc)
+            return False  # not remembered: the next message asks again
+        except TelegramError:
+            staff = False  # Telegram's answer ("user not found"...) is an answer: remembered
+        self._staff_checked[user.id] = (staff, now)
+        return staff
+
+    def _handle_staff(self, update: Update, staff: bool) -> None:
         query = update.callback_query
         message = query.message if query is not None else update.message
         if query is not None and query.data != STAFF_CLOSE:
@@ -528,15 +600,22 @@ class FrontDesk:
         if not isinstance(message, Message) or not message.is_topic_message or message.message_thread_id is None:
             return  # the General topic and anything outside a topic reach nobody
         sender = query.from_user if query is not None else message.from_user
-        if sender is None or sender.is_bot:
-            return
+        if sender is None or (sender.is_bot and message.sender_chat is None):
+            return  # our own messages and other bots'
         thread_id = message.message_thread_id
         handoff = self.store.handoff_by_thread(thread_id)
         if handoff is None:
-            if query is None and self.store.is_forgotten_topic(thread_id):
+            # (A deleted topic gets no notice: a message racing its deletion has nowhere to go.)
+            if query is None and self.dialogue.staff_keep_records and self.store.is_forgotten_topic(thread_id):
                 self.store.enqueue(0, STAFF_NOTICE, {"text": self.texts["staff_patient_forgotten"], "thread_id": thread_id})
             return  # a topic we did not open, or whose patient was forgotten
         chat_id = handoff.chat_id
+        if not staff:
+            if _uncopyable_kind(message) != "service message" and sender.id not in self._told_not_staff:
+                self._told_not_staff.add(sender.id)  # told once, not at every message
+                self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_not_staff"]})
+            log.warning("Message in topic %s from user %s, who is not staff: not passed on", thread_id, sender.id)
+            return
         text = "/close" if query is not None else (message.text or "").strip()
         command = text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if text.startswith("/") else ""
         if command == "close":

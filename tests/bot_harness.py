@@ -67,7 +67,8 @@ class BotHarness:
         if self.application is None:
             return
         assert self.application.updater is not None
-        await self.application.updater.stop()
+        if self.application.updater.running:  # not in webhook mode (bot.webhook receives)
+            await self.application.updater.stop()
         await self.application.stop()
         await self.desk.stop()  # what post_stop does under run_polling
         await self.application.shutdown()

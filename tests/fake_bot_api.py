@@ -990,6 +990,8 @@ class FakeBotApi:
         self.bot_status = bot_status
         #: Whether the bot (as administrator) may manage forum topics.
         self.bot_can_manage_topics = bot_can_manage_topics
+        #: Users who are administrators of the staff group (the default staff member is).
+        self.staff_admins: set[int] = {DEFAULT_STAFF_USER_ID}
         self._host, self._port = host, port
 
         self.calls: list[Call] = []
@@ -2165,6 +2167,8 @@ class FakeBotApi:
             raise _bad_request("user not found")
         if self._chats[chat_id]["type"] == "private":
             status = "member" if user_id == chat_id else "left"
+        elif chat_id == self.staff_chat_id and user_id in self.staff_admins:
+            return {"status": "administrator", "user": copy.deepcopy(user), **ADMIN_RIGHTS, "can_manage_topics": True}
         else:
             status = "member" if user_id in self._members.get(chat_id, set()) else "left"
         return {"status": status, "user": copy.deepcopy(user)}

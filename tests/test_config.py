@@ -75,6 +75,9 @@ def test_environment_overrides_token_and_log_level(tmp_path: Path) -> None:
         ("clinic: {hours: {en: 10:30}}", "clinic.hours.en", "put it in quotes"),
         ("clinic: {address: {Korean: x}}", "clinic.address.Korean", "not a language code"),
         ("clinic: {fax: '02'}", "clinic.fax", "unknown key"),
+        ("staff: {user_ids: '@mina'}", "staff.user_ids", "list of Telegram user ids"),
+        ("staff: {user_ids: [123, mina]}", "staff.user_ids", "list of Telegram user ids"),
+        ("staff: {keep_records: sometimes}", "staff.keep_records", "true or false"),
     ],
 )
 def test_errors_name_the_file_and_key(tmp_path: Path, text: str, key: str, words: str) -> None:

@@ -256,3 +256,17 @@ def test_a_language_without_a_known_script_is_an_error(faq_copy: Path, language_
         path.write_text(language_yaml, encoding="utf-8")
     errors, _ = check(faq_copy)
     assert [(e.path, e.key) for e in errors] == [(path, "script")], errors
+
+
+def test_what_telegram_would_refuse_is_refused_by_faq_check(faq_copy: Path) -> None:
+    faq = faq_copy / "smas_mini_lift.yaml"
+    text = faq.read_text()
+    long_id = "what-" + "very-" * 13 + "long"  # 74 characters: too long for a button's callback data
+    text = text.replace("- id: neck\n", f"- id: {long_id}\n")
+    start = text.index(f"  - id: {long_id}\n")
+    answer_at = text.index("    answer:", start)
+    follow_at = text.index("    follow_ups:", answer_at)
+    faq.write_text(text[:answer_at] + '    answer: "' + "word " * 1000 + '"\n' + text[follow_at:])
+    errors = errors_of(faq_copy)
+    assert any(f"({long_id}).id: is 74 characters; Telegram's buttons carry at most 60" in e for e in errors), errors
+    assert any(f"({long_id}).answer: is 4,999 characters; Telegram sends at most 4,096" in e for e in errors), errors

@@ -107,7 +107,7 @@ async def test_a_flooding_patient_cannot_flood_the_staff_group(bot: BotHarness, 
     assert len(relayed) < 100  # ...but merged instead of 200 messages
 
 
-async def test_forget_deletes_the_patients_data_and_tells_staff(bot: BotHarness, api: FakeBotApi) -> None:
+async def test_forget_deletes_the_patients_data_and_their_staff_topic(bot: BotHarness, api: FakeBotApi) -> None:
     t = bot.dialogue.texts
     await bot.say(ANA, "/book")
     await bot.say(ANA, "Ana")
@@ -116,14 +116,51 @@ async def test_forget_deletes_the_patients_data_and_tells_staff(bot: BotHarness,
     confirm = await bot.say(ANA, "/forget")
     assert confirm["text"] == t["forget_confirm"]
     done = await bot.say(ANA, t["button_forget_yes"])
-    assert done["text"] == t["forgotten"]
-    await api.wait_for_message(bot.staff_chat_id, lambda m: m.get("text") == t["staff_patient_forgot"], thread_id=thread)
+    assert done["text"] == t["forgotten"]  # "everything deleted": true, the topic included
+    await api.wait_for_message(bot.staff_chat_id, lambda m: m.get("text") == t["staff_patient_forgot_deleted"])
+    assert api.topics(bot.staff_chat_id)[thread]["deleted"]  # her words are gone from the staff group too
     assert bot.store is not None
     assert bot.store.handoff(ANA) is None and bot.store.recent_transcript(ANA, 10) == [] and bot.store.bookings(ANA) == []
-    before = len(bot.sent_to(ANA))
-    await bot.staff_says(thread, "hello?")
-    await api.wait_for_message(bot.staff_chat_id, lambda m: m.get("text") == t["staff_patient_forgotten"], thread_id=thread)
-    assert len(bot.sent_to(ANA)) == before  # nothing reaches the forgotten patient
+    assert bot.store.patient(ANA).first_name == ""
+
+
+async def test_forget_while_messages_wait_for_staff_does_not_open_a_new_topic(bot: BotHarness, api: FakeBotApi) -> None:
+    t = bot.dialogue.texts
+    await bot.say(ANA, "/human")
+    thread = bot.topic_of(ANA)
+    await api.wait_for_message(bot.staff_chat_id, thread_id=thread)  # the card
+    # The staff group is refusing sends for a moment, so her messages still wait for the
+    # topic when she types /forget and confirms.
+    api.fail_next("copyMessage", times=2, status=429, retry_after=1)
+    for i in range(3):
+        api.push_update(api.private_text(ANA, f"waiting message {i}"))
+    api.push_update(api.private_text(ANA, "/forget"))
+    done = await bot.push_and_wait(ANA, api.private_text(ANA, t["button_forget_yes"]))
+    assert done["text"] == t["forgotten"]  # what waited before it (the question too) went with her data
+    await bot.barrier()
+    assert len(api.calls_to("createForumTopic")) == 1  # only the first topic, never a new one
+    assert bot.store is not None and bot.store.handoff(ANA) is None
+
+
+async def test_a_clinic_that_keeps_records_closes_the_topic_and_tells_the_patient_so(api: FakeBotApi, tmp_path: Path) -> None:
+    bot = BotHarness(api, tmp_path, staff_keep_records=True)
+    await bot.start()
+    try:
+        t = bot.dialogue.texts
+        await bot.say(ANA, "/human")
+        thread = bot.topic_of(ANA)
+        await bot.say(ANA, "/forget")
+        done = await bot.say(ANA, t["button_forget_yes"])
+        assert done["text"] == t["forgotten_records_kept"]
+        await api.wait_for_message(bot.staff_chat_id, lambda m: m.get("text") == t["staff_patient_forgot"], thread_id=thread)
+        await bot.barrier()
+        assert api.topics(bot.staff_chat_id)[thread]["closed"] and not api.topics(bot.staff_chat_id)[thread]["deleted"]
+        before = len(bot.sent_to(ANA))
+        await bot.staff_says(thread, "hello?")
+        await api.wait_for_message(bot.staff_chat_id, lambda m: m.get("text") == t["staff_patient_forgotten"], thread_id=thread)
+        assert len(bot.sent_to(ANA)) == before  # nothing reaches the forgotten patient
+    finally:
+        await bot.stop()
 
 
 async def test_forget_asks_first_and_no_keeps_everything(bot: BotHarness) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
-pytest.importorskip("aiohttp")
+aiohttp = pytest.importorskip("aiohttp")
 
 from tests.bot_harness import BotHarness, button_data, keyboard_labels, markup_sent  # noqa: E402
 from tests.fake_bot_api import FakeBotApi  # noqa: E402
@@ -234,31 +235,48 @@ async def test_startup_says_what_to_fix_when_the_staff_group_is_wrong(api: FakeB
     await harness.application.shutdown() if harness.application else None
 
 
-async def test_webhook_mode_rejects_a_wrong_secret_token(api: FakeBotApi, tmp_path: Path, unused_tcp_port: int) -> None:
-    harness = BotHarness(api, tmp_path)
-    harness.store = None
+async def test_webhook_mode_refuses_wrong_secrets_and_huge_bodies_and_skips_unreadable_updates(
+    api: FakeBotApi, tmp_path: Path, unused_tcp_port: int
+) -> None:
+    from bot.config import WebhookConfig
     from bot.storage import Store
     from bot.telegram_app import build_application
+    from bot.webhook import open_webhook
 
+    harness = BotHarness(api, tmp_path)
     store = Store(tmp_path / "wh.sqlite3")
     application = build_application(harness.config, harness.dialogue, store)
     await application.initialize()
     await application.bot_data["desk"].start(application)
-    assert application.updater is not None
-    await application.updater.start_webhook(
-        listen="127.0.0.1", port=unused_tcp_port, url_path="telegram", webhook_url=f"http://127.0.0.1:{unused_tcp_port}/telegram", secret_token="s3cret"
-    )
+    url = f"http://127.0.0.1:{unused_tcp_port}/telegram"
+    server = await open_webhook(application, WebhookConfig(listen="127.0.0.1", port=unused_tcp_port, url=url, secret_token="s3cret"))
     await application.start()
     try:
+        assert api.webhook is not None and api.webhook["url"] == url
         update = api.private_text(ANA, "does it leave a scar")
         assert await api.post_to_webhook(update, secret_token="wrong") == 403
         assert await api.post_to_webhook(update) == 403
+        # 90 MB announced: refused from the headers, before any of it is read.
+        reader, writer = await asyncio.open_connection("127.0.0.1", unused_tcp_port)
+        writer.write(
+            b"POST /telegram HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"X-Telegram-Bot-Api-Secret-Token: s3cret\r\nContent-Length: 94371840\r\n\r\n{"
+        )
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), timeout=5)
+        writer.close()
+        assert b" 413 " in status_line
+        # An update the library cannot read is answered 200 (Telegram would resend it
+        # forever otherwise) and skipped; the next patient is answered.
+        assert await api.post_to_webhook({"message": {"message_id": 9, "date": 0, "chat": {"id": BEN}}}, secret_token="s3cret") == 200
         assert await api.post_to_webhook(update, secret_token="s3cret") == 200
         answer = await api.wait_for_message(ANA)
         assert answer["text"] == harness.dialogue.knowledge.entry("scars").answer
         assert len(api.sent_messages(ANA)) == 1  # the refused posts were never handled
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{unused_tcp_port}/healthz") as resp:
+            assert resp.status == 200 and (await resp.json())["healthy"] is True
     finally:
-        await application.updater.stop()
+        await server.stop()
         await application.stop()
         await application.bot_data["desk"].stop()
         await application.shutdown()
@@ -311,3 +329,60 @@ async def test_patient_media_during_a_handoff_is_copied_to_the_topic(bot: BotHar
     assert copied.get("photo")
     await bot.barrier()
     assert len(bot.sent_to(ANA)) == before  # the bot itself stays quiet during a handoff
+
+
+async def test_only_staff_may_write_to_patients_and_close_their_conversations(bot: BotHarness, api: FakeBotApi) -> None:
+    t = bot.dialogue.texts
+    await bot.say(ANA, "/human")
+    thread = bot.topic_of(ANA)
+    await api.wait_for_message(bot.staff_chat_id, thread_id=thread)  # the card
+    patient_before = len(bot.sent_to(ANA))
+    staff_before = len(api.sent_messages(bot.staff_chat_id, thread))
+
+    # A patient added to the staff group by mistake (a member, not an administrator).
+    intruder = 7770001
+    api.push_update(api.group_message(bot.staff_chat_id, "hi Ana, it's me", thread_id=thread, from_user_id=intruder))
+    notice = await api.wait_for_message(bot.staff_chat_id, thread_id=thread, after=staff_before)
+    assert notice["text"] == t["staff_not_staff"]
+    api.push_update(api.group_message(bot.staff_chat_id, "/close", thread_id=thread, from_user_id=intruder))
+    api.push_update(api.group_message(bot.staff_chat_id, "again", thread_id=thread, from_user_id=intruder))
+    await bot.barrier()
+    assert len(bot.sent_to(ANA)) == patient_before  # nothing reached her, and she was not handed back
+    assert bot.store is not None and bot.store.handoff(ANA).status == "open"
+    told = [m for m in api.sent_messages(bot.staff_chat_id, thread) if m.get("text") == t["staff_not_staff"]]
+    assert len(told) == 1  # told once, not at every message
+
+    # An administrator posting anonymously (as the group) is staff.
+    anonymous = {"id": bot.staff_chat_id, "type": "supergroup", "title": "Staff"}
+    api.push_update(api.group_message(bot.staff_chat_id, "Hello Ana, the clinic here.", thread_id=thread, from_user_id=1087968824, sender_chat=anonymous))
+    relayed = await api.wait_for_message(ANA, after=patient_before)
+    assert relayed["text"] == "Hello Ana, the clinic here."
+
+
+async def test_staff_can_be_an_explicit_list_of_user_ids(api: FakeBotApi, tmp_path: Path) -> None:
+    colleague = 7770002  # not an administrator, but listed
+    bot = BotHarness(api, tmp_path, staff_user_ids=frozenset({colleague}))
+    await bot.start()
+    try:
+        await bot.say(ANA, "/human")
+        thread = bot.topic_of(ANA)
+        before = len(bot.sent_to(ANA))
+        api.push_update(api.group_message(bot.staff_chat_id, "from the list", thread_id=thread, from_user_id=colleague))
+        assert (await api.wait_for_message(ANA, after=before))["text"] == "from the list"
+        api.push_update(api.group_message(bot.staff_chat_id, "an admin, not listed", thread_id=thread))
+        await bot.barrier()
+        assert len(bot.sent_to(ANA)) == before + 1
+    finally:
+        await bot.stop()
+
+
+async def test_an_update_the_library_cannot_read_is_skipped_not_a_stall(bot: BotHarness, api: FakeBotApi, caplog: pytest.LogCaptureFixture) -> None:
+    # Telegram adds fields and kinds faster than libraries follow; one such update between
+    # two patients' messages must cost neither of them their answer.
+    api.push_update(api.private_text(ANA, "does it leave a scar"))
+    poison = api.push_update({"message": {"message_id": 77, "date": 0, "chat": {"id": BEN}, "text": "a chat without a type"}})
+    answer = await bot.say(BEN, "how long is recovery")
+    assert answer["text"] == bot.dialogue.knowledge.entry("recovery").answer
+    assert any(m["text"] == bot.dialogue.knowledge.entry("scars").answer for m in bot.sent_to(ANA))
+    assert any(str(poison) in r.getMessage() and "cannot be read" in r.getMessage() for r in caplog.records)
+    assert bot.store is not None and bot.store.update_done(poison)

@@ -223,9 +223,13 @@ class Dialogue:
         understanding: Understanding | None = None,
         language: str | None = None,
         clinic: ClinicFacts = ClinicFacts(),
+        staff_keep_records: bool = False,
     ) -> None:
+        """``staff_keep_records``: after /forget the staff topic stays as the clinic's record
+        (the patient is told so) instead of being deleted with everything else."""
         self.understanding = understanding or Understanding(knowledge, matcher)
         self.clinic = clinic
+        self.staff_keep_records = staff_keep_records
         self.knowledge = knowledge.in_language(language)
         self.language = self.knowledge.code
         self.matcher = self.understanding.matchers[self.language]
@@ -235,7 +239,8 @@ class Dialogue:
         if language is None:
             for code in knowledge.translations:
                 self._speakers[code] = Dialogue(
-                    knowledge, phone_region=phone_region, understanding=self.understanding, language=code, clinic=clinic
+                    knowledge, phone_region=phone_region, understanding=self.understanding, language=code, clinic=clinic,
+                    staff_keep_records=staff_keep_records,
                 )
 
     def speaking(self, lang: str | None) -> Dialogue:
@@ -278,7 +283,9 @@ class Dialogue:
             return Step(replace(state, confirming_forget=True), (Reply(self.texts["forget_confirm"], keyboard=keyboard),))
         if state.confirming_forget:
             if isinstance(event, PatientText) and self._is_label(event.text.strip(), "button_forget_yes"):
-                return Step(SessionState(lang=state.lang), (ForgetPatient(), Reply(self.texts["forgotten"], remove_keyboard=True)))
+                # The reply says exactly what was deleted: with staff's records kept, that they are.
+                done = self.texts["forgotten_records_kept" if self.staff_keep_records else "forgotten"]
+                return Step(SessionState(lang=state.lang), (ForgetPatient(), Reply(done, remove_keyboard=True)))
             kept = Step(replace(state, confirming_forget=False), (Reply(self.texts["forget_kept"], remove_keyboard=True),))
             if isinstance(event, PatientText) and self._is_label(event.text.strip(), "button_forget_no"):
                 return kept
