@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -42,12 +41,6 @@ async def api() -> AsyncIterator[FakeBotApi]:
 async def bot(api: FakeBotApi) -> AsyncIterator[Bot]:
     async with Bot(api.token, base_url=api.base_url, base_file_url=api.base_file_url) as real_bot:
         yield real_bot
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _build_app(api: FakeBotApi) -> Application:
@@ -445,29 +438,3 @@ async def test_application_polling_receives_and_replies(api: FakeBotApi) -> None
         await app.stop()
     assert api.calls_to("deleteWebhook") and api.calls_to("getMe")
     assert api.confirmed_offset == update_id + 1
-
-
-async def test_webhook_helper_sends_secret_header(api: FakeBotApi) -> None:
-    port = _free_port()
-    app = _build_app(api)
-    app.add_handler(MessageHandler(filters.TEXT, _echo))
-    async with app:
-        await app.start()
-        assert app.updater is not None
-        await app.updater.start_webhook(
-            listen="127.0.0.1",
-            port=port,
-            url_path="hook",
-            webhook_url=f"http://127.0.0.1:{port}/hook",
-            secret_token="s3cret",
-        )
-        assert api.webhook is not None and api.webhook["url"] == f"http://127.0.0.1:{port}/hook"
-        assert api.webhook["secret_token"] == "s3cret"
-        assert await api.post_to_webhook(api.private_text(USER, "wrong secret"), secret_token="nope") == 403
-        assert await api.post_to_webhook(api.private_text(USER, "no secret")) == 403
-        assert await api.post_to_webhook(api.private_text(USER, "via webhook"), secret_token="s3cret") == 200
-        reply = await api.wait_for_message(USER)
-        assert reply["text"] == "echo: via webhook"
-        assert len(api.sent_messages(USER)) == 1
-        await app.updater.stop()
-        await app.stop()
