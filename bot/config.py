@@ -65,6 +65,7 @@ class Config:
     storage_path: Path = PROJECT_ROOT / "bot.sqlite3"
     faq_path: Path = PROJECT_ROOT / "faq"
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, for log collectors
     phone_region: str = "KR"
     transcript_lines: int = 12  # recent conversation lines shown on a staff card
     # Who may act as staff (reply to patients, /close...): these Telegram user ids, or,
@@ -228,8 +229,11 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._
     )
     storage = r.section(data, "storage", {"path", "retention_days"})
     faq = r.section(data, "faq", {"path"})
-    logging_section = r.section(data, "logging", {"level"})
+    logging_section = r.section(data, "logging", {"level", "format"})
     level = ((env.get("LOG_LEVEL") or "").strip() or r.text(logging_section, "logging.level", "INFO")).upper()
+    log_format = ((env.get("LOG_FORMAT") or "").strip() or r.text(logging_section, "logging.format", "text")).lower()
+    if log_format not in ("text", "json"):
+        raise ConfigError(source, "logging.format", f"must be 'text' or 'json', found {log_format!r}")
     if level not in LOG_LEVELS:
         raise ConfigError(source, "logging.level", f"must be one of {', '.join(LOG_LEVELS)}, found {level!r}")
     booking = r.section(data, "booking", {"phone_region"})
@@ -257,6 +261,7 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._
         storage_path=Path(database) if database else r.path(storage, "storage.path", PROJECT_ROOT / "bot.sqlite3"),
         faq_path=r.path(faq, "faq.path", PROJECT_ROOT / "faq"),
         log_level=level,
+        log_format=log_format,  # type: ignore[arg-type]
         phone_region=region,
         transcript_lines=r.number(staff, "staff.transcript_lines", 12, integer=True, minimum=0),
         staff_user_ids=frozenset(staff_ids),

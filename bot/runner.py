@@ -13,6 +13,7 @@ from bot.config import Config, ConfigError
 from bot.core.dialogue import Dialogue
 from bot.core.knowledge import ClinicFacts
 from bot.knowledge_files import load_knowledge
+from bot.logs import configure_logging
 from bot.service import EXIT_ALREADY_RUNNING, EXIT_CONFIG, AlreadyRunning, InstanceLock
 from bot.storage import Store
 
@@ -21,35 +22,6 @@ NO_TOKEN_NOTICE = (
     "config.example.yaml to config.yaml and set telegram.token and telegram.staff_chat_id "
     "(or set TELEGRAM_BOT_TOKEN)."
 )
-
-
-class RedactingFormatter(logging.Formatter):
-    """Removes secrets from every formatted log line, tracebacks included.
-
-    python-telegram-bot logs the Bot API URL at DEBUG and httpx logs every
-    request URL at INFO; both contain the token.
-    """
-
-    def __init__(self, fmt: str, secrets: list[str]) -> None:
-        super().__init__(fmt)
-        self._secrets = [s for s in secrets if s]
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        for secret in self._secrets:
-            text = text.replace(secret, "<redacted>")
-        return text
-
-
-def configure_logging(config: Config, stream: TextIO | None = None) -> None:
-    handler = logging.StreamHandler(stream or sys.stderr)
-    secrets = [config.telegram.token, config.telegram.webhook.secret_token]
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(config.log_level)
 
 
 def build_dialogue(config: Config) -> Dialogue:
@@ -72,7 +44,7 @@ def run_telegram(config: Config) -> int:
 
     from bot.telegram_app import ALLOWED_UPDATES, SetupError, build_application
 
-    configure_logging(config)
+    configure_logging(config.log_level, [config.telegram.token, config.telegram.webhook.secret_token], style=config.log_format)
     log = logging.getLogger("bot")
     dialogue = build_dialogue(config)
     lock = InstanceLock(config.storage_path)

@@ -40,6 +40,8 @@ async def test_sigterm_stops_cleanly_within_five_seconds_and_logs_hide_the_token
     try:
         api.push_update(api.private_text(PATIENT, "does it leave a scar"))
         await api.wait_for_message(PATIENT, timeout=30)  # up and answering (start-up includes imports)
+        api.push_update(api.private_text(PATIENT, "my private worry: connect me to a person please"))
+        await api.wait_for_message(api.staff_chat_id, lambda m: "private worry" in (m.get("text") or ""), timeout=30)
         process.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(process.wait(), timeout=5)
     finally:
@@ -51,6 +53,7 @@ async def test_sigterm_stops_cleanly_within_five_seconds_and_logs_hide_the_token
     assert "getUpdates" in text  # DEBUG logging really ran: request URLs were logged...
     assert "<redacted>" in text and api.token not in text  # ...without the token
     assert api.token.split(":", 1)[1] not in text
+    assert "private worry" not in text and "leave a scar" not in text  # patients' words: never, even at DEBUG
 
 
 async def test_a_misconfigured_staff_group_stops_with_a_plain_message(api: FakeBotApi, tmp_path: Path) -> None:
