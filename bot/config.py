@@ -22,6 +22,7 @@ DEFAULT_CONFIG = PROJECT_ROOT / "config.yaml"
 TELEGRAM_API = "https://api.telegram.org/bot"
 _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_RETENTION_DAYS = 365
 
 
 class ConfigError(Exception):
@@ -74,7 +75,10 @@ class Config:
     # After a patient's /forget: False deletes their staff topic too; True keeps it (closed)
     # as the clinic's record, and the patient is told so.
     staff_keep_records: bool = False
-    retention_days: int = 0  # delete transcripts older than this many days; 0 keeps them
+    # Personal data older than this many days is deleted while the bot runs (see
+    # Store.delete_older_than); 0 keeps it. A year: long enough for a patient to come back
+    # for a consultation and find their history, short enough not to keep strangers' data.
+    retention_days: int = DEFAULT_RETENTION_DAYS
     clinic: ClinicFacts = field(default_factory=ClinicFacts)  # the operator's own facts (address, phone...)
     source: Path | None = None
 
@@ -266,7 +270,7 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._
         transcript_lines=r.number(staff, "staff.transcript_lines", 12, integer=True, minimum=0),
         staff_user_ids=frozenset(staff_ids),
         staff_keep_records=keep_records,
-        retention_days=r.number(storage, "storage.retention_days", 0, integer=True, minimum=0),
+        retention_days=r.number(storage, "storage.retention_days", DEFAULT_RETENTION_DAYS, integer=True, minimum=0),
         clinic=clinic,
         source=source,
     )

@@ -454,12 +454,27 @@ class Store:
         return self._db.execute("SELECT 1 FROM forgotten_topics WHERE thread_id = ?", (thread_id,)).fetchone() is not None
 
     def delete_older_than(self, cutoff: float) -> int:
-        """Retention: drop transcript lines, handled updates and finished sends older than ``cutoff``."""
+        """Retention: every kind of personal data older than ``cutoff`` (a Unix time) goes:
+        transcript lines, unanswered questions, bookings, closed handoffs and their message
+        pairs, handled updates and finished sends, and patients (names, sessions) not
+        heard from since, unless a conversation with staff is still open. Returns the
+        number of rows deleted."""
+        removed = 0
         with self.transaction():
-            removed = self._db.execute("DELETE FROM transcript WHERE created_at < ?", (cutoff,)).rowcount
-            self._db.execute("DELETE FROM inbox WHERE status = 'done' AND received_at < ?", (cutoff,))
-            self._db.execute("DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", (cutoff,))
-            self._db.execute("DELETE FROM unanswered WHERE created_at < ?", (cutoff,))
+            open_chats = "SELECT chat_id FROM handoffs WHERE status = 'open'"
+            for statement in (
+                "DELETE FROM transcript WHERE created_at < ?",
+                "DELETE FROM unanswered WHERE created_at < ?",
+                "DELETE FROM bookings WHERE created_at < ?",
+                "DELETE FROM message_links WHERE created_at < ?",
+                "DELETE FROM handoffs WHERE status = 'closed' AND COALESCE(closed_at, opened_at) < ?",
+                f"DELETE FROM sessions WHERE updated_at < ? AND chat_id NOT IN ({open_chats})",  # noqa: S608 - fixed SQL
+                f"DELETE FROM patients WHERE updated_at < ? AND chat_id NOT IN ({open_chats})",  # noqa: S608 - fixed SQL
+                "DELETE FROM inbox WHERE status = 'done' AND received_at < ?",
+                "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?",
+                "DELETE FROM forgotten_topics WHERE forgotten_at < ?",
+            ):
+                removed += self._db.execute(statement, (cutoff,)).rowcount
         return int(removed)
 
 

@@ -384,7 +384,7 @@ class FrontDesk:
             if self.config.retention_days:
                 removed = self.store.delete_older_than(now - self.config.retention_days * 86_400)
                 if removed:
-                    log.info("Retention: deleted %d transcript lines older than %d days", removed, self.config.retention_days)
+                    log.info("Retention: deleted %d rows of personal data older than %d days", removed, self.config.retention_days)
             await asyncio.sleep(3_600)
 
     def _wake(self, chat_id: int | None) -> None:

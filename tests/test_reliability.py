@@ -191,16 +191,31 @@ async def test_forged_and_replayed_callbacks_reach_nobody(bot: BotHarness, api: 
     assert bot.store is not None and bot.store.handoff(ANA).status == "open"  # type: ignore[union-attr]
 
 
-async def test_retention_deletes_old_transcripts(tmp_path: Path) -> None:
-    from bot.storage import Store
+async def test_retention_deletes_every_kind_of_old_personal_data_but_keeps_open_conversations(tmp_path: Path) -> None:
+    from bot.core.booking import Booking
+    from bot.core.dialogue import SessionState
+    from bot.storage import Patient, Store
 
     now = [1_000_000.0]
     store = Store(tmp_path / "r.db", clock=lambda: now[0])
-    store.add_transcript(1, "patient", "old")
+    for chat in (1, 2):  # 1 went quiet; 2 is still talking with staff
+        store.save_patient(Patient(chat, "Name", "", ""))
+        store.save_session(chat, SessionState())
+        store.add_transcript(chat, "patient", "old")
+        store.add_unanswered(chat, "old question")
+        store.add_booking(chat, Booking("Name", "+821012345678", "Saturday", ""))
+    store.open_handoff(1, "requested", urgent=False)
+    store.record_topic(1, 501)
+    store.link_messages(1, 10, 20, "to_staff")
+    store.close_handoff(1)
+    store.open_handoff(2, "requested", urgent=False)
     now[0] += 40 * 86_400
     store.add_transcript(1, "patient", "new")
-    assert store.delete_older_than(now[0] - 30 * 86_400) == 1
+    assert store.delete_older_than(now[0] - 30 * 86_400) > 0
     assert [line.text for line in store.recent_transcript(1, 10)] == ["new"]
+    assert store.bookings(1) == [] and store.unanswered() == [] and store.handoff(1) is None
+    assert store.patient(1).first_name == ""  # the name goes with the rest
+    assert store.patient(2).first_name == "Name" and store.handoff(2) is not None  # an open conversation stays
 
 
 # -- killed in the middle of a burst --------------------------------------------------------------
