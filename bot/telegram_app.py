@@ -90,6 +90,10 @@ FLOOD_WINDOW = 10.0
 SHUTDOWN_FLUSH_SECONDS = 3.0  # SIGTERM must finish within 5 s
 # Telegram keeps unconfirmed updates for 24 hours; ids handled longer ago cannot come back.
 JOURNAL_KEEP_SECONDS = 2 * 86_400
+# A database error while handling an update (locked by a backup, a full disk for a moment)
+# is retried after these pauses, about 15 s in all, before the update is left to the
+# next start. Only that chat waits meanwhile.
+STORE_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0, 8.0)
 # How long Telegram's word that a user is (or is not) an administrator of the staff group
 # is trusted: one getChatMember per staff member per five minutes, and someone removed
 # from the administrators loses access within five minutes.
@@ -397,15 +401,28 @@ class FrontDesk:
         """Every update arrives here; anything we do not handle is ignored, never an error."""
         if not isinstance(update, Update):
             return
-        if self.store.update_done(update.update_id):
-            return  # delivered again after a restart: already handled
         chat = update.effective_chat
-        if chat is not None and chat.type == ChatType.PRIVATE:
-            await self.on_patient(update)
-        elif chat is not None and chat.id == self.staff_chat_id:
-            await self.on_staff(update)
-        else:
-            self.store.mark_update_done(update.update_id)  # other groups and channels reach nobody
+        for pause in (*STORE_RETRY_PAUSES, None):
+            try:
+                if self.store.update_done(update.update_id):
+                    return  # delivered again after a restart: already handled
+                if chat is not None and chat.type == ChatType.PRIVATE:
+                    await self.on_patient(update)
+                elif chat is not None and chat.id == self.staff_chat_id:
+                    await self.on_staff(update)
+                else:
+                    self.store.mark_update_done(update.update_id)  # other groups and channels reach nobody
+                break
+            except sqlite3.OperationalError as exc:
+                # Locked, disk full, I/O: the update's transaction was rolled back, so it can
+                # be handled again, here, keeping this chat's order (its next update waits).
+                if chat is not None:
+                    self._saved_names.pop(chat.id, None)  # the rolled-back write may have been a name
+                if pause is None:
+                    log.error("Update %s left for the next start: the database keeps failing (%s)", update.update_id, exc)
+                    return
+                log.warning("Database error (%s); update %s is tried again in %.1f s", exc, update.update_id, pause)
+                await asyncio.sleep(pause)
         self._wake(chat.id if chat is not None else None)
 
     # -- patients ------------------------------------------------------------------------

@@ -320,3 +320,25 @@ async def test_forget_after_staff_deleted_the_topic_still_answers_the_patient(bo
     assert done["text"] == t["forgotten"]
     await bot.barrier()
     assert len(api.calls) - calls_before < 20  # no retry loop against the deleted topic
+
+
+async def test_a_passing_database_error_is_retried_within_seconds_not_at_the_next_start(
+    bot: BotHarness, api: FakeBotApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    assert bot.store is not None
+    load_session = bot.store.load_session
+    failures = [sqlite3.OperationalError("database is locked")] * 2
+
+    def flaky(chat_id: int):  # noqa: ANN202
+        if chat_id == ANA and failures:
+            raise failures.pop()
+        return load_session(chat_id)
+
+    monkeypatch.setattr(bot.store, "load_session", flaky)
+    answer = await bot.say(ANA, "does it leave a scar")
+    assert answer["text"] == bot.dialogue.knowledge.entry("scars").answer
+    assert not failures  # it did fail twice, and was handled without a restart
+    other = await bot.say(BEN, "how long is recovery")  # and nobody else waited for it
+    assert other["text"] == bot.dialogue.knowledge.entry("recovery").answer
