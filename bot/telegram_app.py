@@ -334,6 +334,7 @@ class FrontDesk:
         self._bot: Any = None  # the application's Bot, once started
         self._staff_checked: dict[int, tuple[bool, float]] = {}  # user id -> (is staff, when asked)
         self._told_not_staff: set[int] = set()
+        self._left: set[int] = set()  # groups left (or tried), once each
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, application: Application) -> None:
@@ -412,6 +413,8 @@ class FrontDesk:
                     await self.on_staff(update)
                 else:
                     self.store.mark_update_done(update.update_id)  # other groups and channels reach nobody
+                    if chat is not None and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP):
+                        await self._leave(chat.id)
                 break
             except sqlite3.OperationalError as exc:
                 # Locked, disk full, I/O: the update's transaction was rolled back, so it can
@@ -424,6 +427,18 @@ class FrontDesk:
                 log.warning("Database error (%s); update %s is tried again in %.1f s", exc, update.update_id, pause)
                 await asyncio.sleep(pause)
         self._wake(chat.id if chat is not None else None)
+
+    async def _leave(self, chat_id: int) -> None:
+        """Leave a group that is not the staff group (someone added the bot): patients'
+        conversations must not be reachable from, or leak into, any other group."""
+        if chat_id in self._left:
+            return
+        self._left.add(chat_id)
+        try:
+            await self._bot.leave_chat(chat_id)
+            log.warning("Left group %s: it is not the staff group (telegram.staff_chat_id)", chat_id)
+        except TelegramError as exc:
+            log.warning("Could not leave group %s: %s", chat_id, exc)
 
     # -- patients ------------------------------------------------------------------------
     async def on_patient(self, update: Update) -> None:

@@ -990,6 +990,8 @@ class FakeBotApi:
         self.bot_status = bot_status
         #: Whether the bot (as administrator) may manage forum topics.
         self.bot_can_manage_topics = bot_can_manage_topics
+        #: Chats the bot left (leaveChat).
+        self.left_chats: set[int] = set()
         #: Users who are administrators of the staff group (the default staff member is).
         self.staff_admins: set[int] = {DEFAULT_STAFF_USER_ID}
         self._host, self._port = host, port
@@ -1064,6 +1066,7 @@ class FakeBotApi:
             "deleteMyCommands": self._api_delete_my_commands,
             "getChat": self._api_get_chat,
             "getChatMember": self._api_get_chat_member,
+            "leaveChat": self._api_leave_chat,
             "getFile": self._api_get_file,
             "sendMessage": self._api_send_message,
             "sendMediaGroup": self._api_send_media_group,
@@ -2146,6 +2149,11 @@ class FakeBotApi:
                 "can_manage_topics": False,
             }
         return info
+
+    async def _api_leave_chat(self, params: JSONDict) -> bool:
+        chat_id = self._resolve_chat(params.get("chat_id"))
+        self.left_chats.add(chat_id)
+        return True
 
     async def _api_get_chat_member(self, params: JSONDict) -> JSONDict:
         chat_id = self._resolve_chat(params.get("chat_id"))

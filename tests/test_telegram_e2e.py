@@ -204,6 +204,7 @@ async def test_nothing_from_outside_the_staff_topics_reaches_a_patient(bot: BotH
     api.push_update(api.group_message(bot.staff_chat_id, "unknown topic", thread_id=thread + 1000))
     await bot.barrier()
     assert len(bot.sent_to(ANA)) == before
+    assert api.left_chats == {-100777}  # the bot does not stay in a group that is not the staff group
 
 
 async def test_restart_in_the_middle_of_a_handoff_and_of_a_booking(bot: BotHarness, api: FakeBotApi) -> None:
