@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # Kinds of outbox entries and the payload each carries.
 PATIENT_TEXT = "patient_text"  # {"text", "markup"}: a bot reply
 PATIENT_COPY = "patient_copy"  # {"message_id"}: a staff message copied to the patient
+PATIENT_EDIT = "patient_edit"  # {"message_id", "text" | "caption"}: staff corrected a message the patient has
 STAFF_COPY = "staff_copy"  # {"message_id", "text"}: a patient message for their topic (text None for media)
 STAFF_CARD = "staff_card"  # {"text"}: a card (HTML) with a Close button
 STAFF_NOTICE = "staff_notice"  # {"text", "thread_id"?, "general"?}: a line for staff in the patient's topic (or General)
@@ -234,6 +235,17 @@ class OutboxSender:
         elif entry.kind == PATIENT_COPY:
             copied = await self._call("copyMessage", chat_id=chat_id, from_chat_id=self.staff_chat_id, message_id=payload["message_id"])
             self.store.link_messages(chat_id, copied["message_id"], payload["message_id"], "to_patient")
+        elif entry.kind == PATIENT_EDIT:
+            target = {"chat_id": chat_id, "message_id": payload["message_id"]}
+            try:
+                # With the entities: a correction of bold or a link is a correction too.
+                if payload.get("text") is not None:
+                    await self._call("editMessageText", text=payload["text"], entities=payload.get("entities") or None, **target)
+                else:
+                    await self._call("editMessageCaption", caption=payload.get("caption"), caption_entities=payload.get("entities") or None, **target)
+            except BadRequest as exc:
+                if "message is not modified" not in exc.message.lower():
+                    raise  # (not modified: the patient's copy already says it)
         elif entry.kind == STAFF_COPY:
             await self._relay(chat_id, batch)
         elif entry.kind == STAFF_CARD:

@@ -298,6 +298,14 @@ class Store:
             (chat_id, patient_message_id, staff_message_id, direction, self._clock()),
         )
 
+    def patient_copy_of(self, staff_message_id: int) -> int | None:
+        """The id of the patient's copy of a staff message, if it reached them."""
+        row = self._db.execute(
+            "SELECT patient_message_id FROM message_links WHERE staff_message_id = ? AND direction = 'to_patient' ORDER BY id DESC LIMIT 1",
+            (staff_message_id,),
+        ).fetchone()
+        return int(row[0]) if row else None
+
     # -- bookings, transcript, unanswered -----------------------------------------------
     def add_booking(self, chat_id: int, booking: Booking) -> int:
         cursor = self._db.execute(

@@ -64,6 +64,7 @@ from bot.core.staff_card import CardPatient, render_card
 from bot.outbox import (
     MAX_TEXT,
     PATIENT_COPY,
+    PATIENT_EDIT,
     PATIENT_TEXT,
     STAFF_CARD,
     STAFF_CLOSE,
@@ -600,7 +601,7 @@ class FrontDesk:
         of Telegram, trusted for STAFF_CHECK_SECONDS) or one of staff.user_ids. Anyone can
         be added to the group by mistake; only staff may write to patients."""
         query = update.callback_query
-        message = update.message
+        message = update.message or update.edited_message
         if query is None and message is not None and message.sender_chat is not None:
             # An anonymous administrator posts as the group itself; only administrators can.
             return message.sender_chat.id == self.staff_chat_id
@@ -626,7 +627,8 @@ class FrontDesk:
 
     def _handle_staff(self, update: Update, staff: bool) -> None:
         query = update.callback_query
-        message = query.message if query is not None else update.message
+        edit = update.edited_message
+        message = query.message if query is not None else (update.message or edit)
         if query is not None and query.data != STAFF_CLOSE:
             return
         if not isinstance(message, Message) or not message.is_topic_message or message.message_thread_id is None:
@@ -647,6 +649,15 @@ class FrontDesk:
                 self._told_not_staff.add(sender.id)  # told once, not at every message
                 self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_not_staff"]})
             log.warning("Message in topic %s from user %s, who is not staff: not passed on", thread_id, sender.id)
+            return
+        if edit is not None:
+            # A correction of a message the patient already has: their copy is corrected too.
+            copy_id = self.store.patient_copy_of(edit.message_id)
+            if copy_id is not None and (edit.text is not None or edit.caption is not None):
+                entities = [e.to_dict() for e in (edit.entities if edit.text is not None else edit.caption_entities)]
+                payload = {"message_id": copy_id, "text": edit.text, "caption": edit.caption, "entities": entities}
+                self.store.enqueue(chat_id, PATIENT_EDIT, payload)
+                self.store.add_transcript(chat_id, "staff", f"(corrected) {edit.text or edit.caption}")
             return
         text = "/close" if query is not None else (message.text or "").strip()
         command = text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if text.startswith("/") else ""

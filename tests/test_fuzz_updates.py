@@ -1242,6 +1242,8 @@ class World:
             return None  # a stale query: nothing to answer
         if "message thread not found" in description and params.get("message_thread_id") in self.deleted_threads:
             return None  # staff deleted the topic; the bot opens a new one
+        if method.startswith("editMessage") and "message is not modified" in description:
+            return None  # staff "corrected" a message to what it already said
         if method in ("deleteForumTopic", "closeForumTopic") and params.get("message_thread_id") in self.deleted_threads:
             return None  # a forgotten patient's topic, which staff deleted first
         if call.status == 403 and chat_id in self.ever_blocked:

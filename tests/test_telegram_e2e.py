@@ -387,3 +387,16 @@ async def test_an_update_the_library_cannot_read_is_skipped_not_a_stall(bot: Bot
     assert any(m["text"] == bot.dialogue.knowledge.entry("scars").answer for m in bot.sent_to(ANA))
     assert any(str(poison) in r.getMessage() and "cannot be read" in r.getMessage() for r in caplog.records)
     assert bot.store is not None and bot.store.update_done(poison)
+
+
+async def test_a_staff_correction_corrects_the_patients_copy(bot: BotHarness, api: FakeBotApi) -> None:
+    await bot.say(ANA, "/human")
+    thread = bot.topic_of(ANA)
+    before = len(bot.sent_to(ANA))
+    said = api.group_message(bot.staff_chat_id, "Your consultation is on Friday at 3 pm.", thread_id=thread)
+    api.push_update(said)
+    copy = await api.wait_for_message(ANA, after=before)
+    api.push_update(api.edited_message(bot.staff_chat_id, said["message"]["message_id"], "Your consultation is on Friday at 4 pm."))
+    await bot.barrier()
+    assert [m["text"] for m in bot.sent_to(ANA)[before:]] == ["Your consultation is on Friday at 4 pm."]  # corrected, not a second message
+    assert bot.sent_to(ANA)[before]["message_id"] == copy["message_id"]
