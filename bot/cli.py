@@ -10,6 +10,7 @@ from pathlib import Path
 from bot.config import ConfigError
 from bot.knowledge_files import KnowledgeError, load_knowledge, read_knowledge
 from bot.service import EXIT_ALREADY_RUNNING, EXIT_CONFIG
+from bot.storage import StoreError
 
 
 def _build_dialogue(faq_path: str | None, clinic=None):  # noqa: ANN001, ANN202 - imported lazily to keep `faq check` light
@@ -384,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         print("Run `python -m bot faq check` after fixing them.", file=sys.stderr)
+        return 1
+    except StoreError as exc:
+        print(f"Database error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         return 0

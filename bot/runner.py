@@ -53,11 +53,12 @@ def run_telegram(config: Config) -> int:
     except AlreadyRunning as exc:
         log.error("%s", exc)
         return EXIT_ALREADY_RUNNING
+    store = Store(config.storage_path)  # a damaged or read-only database stops us before any wait
     reached = asyncio.run(wait_for_telegram(config, log))
     if reached is not None:
+        store.close()
         lock.release()
         return reached
-    store = Store(config.storage_path)
     application = build_application(config, dialogue, store)
     try:
         if config.telegram.mode == "webhook":

@@ -125,6 +125,10 @@ SCHEMA_VERSION = len(MIGRATIONS)
 Role = Literal["patient", "bot", "staff"]
 
 
+class StoreError(Exception):
+    """The database file cannot be opened or used; the message names it and says what to do."""
+
+
 @dataclass(frozen=True)
 class Patient:
     chat_id: int
@@ -187,24 +191,30 @@ class Store:
         """Open (creating if need be) the database; ``migrate=False`` only reads what is there
         (`health`, from another process, must not change a running bot's schema)."""
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if not self.path.exists():
-                # Patients' names, phones and messages: readable by the bot's user only.
-                # SQLite gives the -wal and -shm files the database file's permissions.
-                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._clock = clock
-        self._db = sqlite3.connect(str(path), isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a booking confirmed to a patient survives a power cut, not only a crash
-        # (NORMAL in WAL mode may lose the last transactions on power loss).
-        self._db.execute("PRAGMA synchronous=FULL")
-        # Deleted rows (/forget, retention) are overwritten, not left readable in the file.
-        self._db.execute("PRAGMA secure_delete=ON")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        if migrate:
-            self.migrate()
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                if not self.path.exists():
+                    # Patients' names, phones and messages: readable by the bot's user only.
+                    # SQLite gives the -wal and -shm files the database file's permissions.
+                    os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            self._db = sqlite3.connect(str(path), isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a booking confirmed to a patient survives a power cut, not only a crash
+            # (NORMAL in WAL mode may lose the last transactions on power loss).
+            self._db.execute("PRAGMA synchronous=FULL")
+            # Deleted rows (/forget, retention) are overwritten, not left readable in the file.
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            if migrate:
+                self.migrate()
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise StoreError(
+                f"{self.path}: cannot be used as the bot's database ({exc}). If it is damaged, move it away "
+                "and restore a backup (python -m bot restore PATH); if it is read-only, give the bot's user write access"
+            ) from None
 
     # -- schema -------------------------------------------------------------------
     @property

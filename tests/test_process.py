@@ -170,3 +170,15 @@ async def test_a_bot_started_before_the_network_waits_for_telegram_then_answers(
         await api.stop()
     text = log.read_text()
     assert "Traceback" not in text and "Unclosed" not in text, text
+
+
+def test_a_damaged_database_is_named_with_what_to_do_not_a_traceback(tmp_path: Path) -> None:
+    database = tmp_path / "bot.sqlite3"
+    database.write_bytes(b"this is not an SQLite database " * 1000)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"telegram: {{token: '1:abc', staff_chat_id: -100}}\nstorage: {{path: {database}}}\n")
+    for command in ("run", "health"):
+        code, out = run_cli(command, "--config", str(config))
+        assert code == 1, out
+        assert f"{database}: cannot be used as the bot's database" in out and "python -m bot restore" in out
+        assert "Traceback" not in out
