@@ -34,6 +34,18 @@ async def start_bot(config: Path, log: Path, env: dict[str, str] | None = None) 
     )
 
 
+async def stop_within_five_seconds(process: asyncio.subprocess.Process) -> int:
+    """SIGTERM, as systemd and docker stop send it; the exit code (the bot must be done in 5 s)."""
+    process.send_signal(signal.SIGTERM)
+    return await asyncio.wait_for(process.wait(), timeout=5)
+
+
+async def kill_if_running(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+
+
 async def test_sigterm_stops_cleanly_within_five_seconds_and_logs_hide_the_token(api: FakeBotApi, tmp_path: Path) -> None:
     log = tmp_path / "bot.log"
     process = await start_bot(write_process_config(tmp_path, api, log_level="DEBUG"), log)
@@ -42,12 +54,9 @@ async def test_sigterm_stops_cleanly_within_five_seconds_and_logs_hide_the_token
         await api.wait_for_message(PATIENT, timeout=30)  # up and answering (start-up includes imports)
         api.push_update(api.private_text(PATIENT, "my private worry: connect me to a person please"))
         await api.wait_for_message(api.staff_chat_id, lambda m: "private worry" in (m.get("text") or ""), timeout=30)
-        process.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(process.wait(), timeout=5)
+        code = await stop_within_five_seconds(process)
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await kill_if_running(process)
     assert code == 0
     text = log.read_text()
     assert "getUpdates" in text  # DEBUG logging really ran: request URLs were logged...
@@ -108,12 +117,9 @@ async def test_an_operator_can_check_health_back_up_and_not_start_a_second_bot(a
         code, out = await asyncio.to_thread(run_cli, "restore", str(backup), "--config", str(config))
         assert code == 3 and "another bot process" in out, out  # never under a running bot
 
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), timeout=5) == 0
+        assert await stop_within_five_seconds(process) == 0
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await kill_if_running(process)
     code, out = await asyncio.to_thread(run_cli, "health", "--config", str(config))
     assert code == 1 and "stopped" in out, out
     code, out = await asyncio.to_thread(run_cli, "restore", str(backup), "--config", str(config))
@@ -161,12 +167,9 @@ async def test_a_bot_started_before_the_network_waits_for_telegram_then_answers(
         await api.start()  # the network comes up, on the same address
         api.push_update(api.private_text(PATIENT, "does it leave a scar"))
         await api.wait_for_message(PATIENT, timeout=30)
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), timeout=5) == 0
+        assert await stop_within_five_seconds(process) == 0
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await kill_if_running(process)
         await api.stop()
     text = log.read_text()
     assert "Traceback" not in text and "Unclosed" not in text, text
