@@ -80,6 +80,9 @@ class Config:
     # for a consultation and find their history, short enough not to keep strangers' data.
     retention_days: int = DEFAULT_RETENTION_DAYS
     clinic: ClinicFacts = field(default_factory=ClinicFacts)  # the operator's own facts (address, phone...)
+    # GET /healthz on this port while polling (0: none; in webhook mode the webhook's port serves it).
+    health_port: int = 0
+    health_listen: str = "127.0.0.1"
     source: Path | None = None
 
     @property
@@ -188,9 +191,10 @@ class _Reader:
 
 def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._Environ[str], *, require_staff: bool = True) -> Config:
     r = _Reader(source)
-    unknown = sorted(set(data) - {"telegram", "storage", "faq", "logging", "booking", "staff", "clinic"})
+    unknown = sorted(set(data) - {"telegram", "storage", "faq", "logging", "booking", "staff", "clinic", "health"})
     if unknown:
-        raise ConfigError(source, unknown[0], "unknown section (expected telegram, storage, faq, logging, booking, staff, clinic)")
+        raise ConfigError(source, unknown[0], "unknown section (expected telegram, storage, faq, logging, booking, staff, clinic, health)")
+    health = r.section(data, "health", {"port", "listen"})
     tg = r.section(data, "telegram", {"token", "api_base_url", "api_file_url", "staff_chat_id", "mode", "webhook", "rate_limit"})
     token = (env.get("TELEGRAM_BOT_TOKEN") or "").strip() or r.text(tg, "telegram.token", "")
     if token and (":" not in token or any(ch.isspace() for ch in token)):
@@ -272,5 +276,7 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._
         staff_keep_records=keep_records,
         retention_days=r.number(storage, "storage.retention_days", DEFAULT_RETENTION_DAYS, integer=True, minimum=0),
         clinic=clinic,
+        health_port=r.number(health, "health.port", 0, integer=True, minimum=0),
+        health_listen=r.text(health, "health.listen", "127.0.0.1") or "127.0.0.1",
         source=source,
     )

@@ -336,6 +336,7 @@ class FrontDesk:
         self._staff_checked: dict[int, tuple[bool, float]] = {}  # user id -> (is staff, when asked)
         self._told_not_staff: set[int] = set()
         self._left: set[int] = set()  # groups left (or tried), once each
+        self._health_server: Any = None  # bot.webhook.HealthServer, when health.port is set
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, application: Application) -> None:
@@ -349,6 +350,12 @@ class FrontDesk:
         self._background.append(asyncio.create_task(self.sender.run(), name="outbox"))
         self._background.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         self._background.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
+        if self.config.health_port and self.config.telegram.mode == "polling":
+            from bot.service import assess
+            from bot.webhook import HealthServer  # (webhook mode serves /healthz on its own port)
+
+            self._health_server = HealthServer(lambda: assess(self.store.service_status(), time.time()))
+            await self._health_server.start(self.config.health_listen, self.config.health_port)
         for update_id, payload in self.store.pending_updates():
             try:
                 update = Update.de_json(json.loads(payload), application.bot)
@@ -360,6 +367,9 @@ class FrontDesk:
                 await application.update_queue.put(update)
 
     async def stop(self) -> None:
+        if self._health_server is not None:
+            await self._health_server.stop()
+            self._health_server = None
         if self.sender is not None:
             await self.sender.flush(SHUTDOWN_FLUSH_SECONDS)
             await self.sender.stop()

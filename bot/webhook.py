@@ -75,11 +75,36 @@ class WebhookServer:
         return web.Response(status=200)
 
     async def _healthz(self, _request: web.Request) -> web.Response:
-        if self._health is None:
-            return web.json_response({"healthy": True})
-        health = self._health()
-        body = {"healthy": health.healthy, "problems": list(health.problems), **health.figures}
-        return web.json_response(body, status=200 if health.healthy else 503)
+        return healthz(self._health)
+
+
+def healthz(health: Callable[[], Health] | None) -> web.Response:
+    """The health verdict as HTTP: 200 when healthy, 503 with the reasons when not."""
+    if health is None:
+        return web.json_response({"healthy": True})
+    verdict = health()
+    body = {"healthy": verdict.healthy, "problems": list(verdict.problems), **verdict.figures}
+    return web.json_response(body, status=200 if verdict.healthy else 503)
+
+
+class HealthServer:
+    """``GET /healthz`` alone, for a polling bot whose config names a health port."""
+
+    def __init__(self, health: Callable[[], Health]) -> None:
+        self._health = health
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        self._runner = web.AppRunner(app, access_log=None)
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        return healthz(self._health)
+
+    async def start(self, host: str, port: int) -> None:
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
 
 
 async def open_webhook(

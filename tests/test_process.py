@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-pytest.importorskip("aiohttp")
+aiohttp = pytest.importorskip("aiohttp")
 
 from tests.bot_harness import write_process_config  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
@@ -98,6 +99,10 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
 
 async def test_an_operator_can_check_health_back_up_and_not_start_a_second_bot(api: FakeBotApi, tmp_path: Path) -> None:
     config = write_process_config(tmp_path, api)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        health_port = sock.getsockname()[1]
+    config.write_text(config.read_text() + f"health: {{port: {health_port}}}\n")
     process = await start_bot(config, tmp_path / "bot.log")
     try:
         api.push_update(api.private_text(PATIENT, "does it leave a scar"))
@@ -106,6 +111,8 @@ async def test_an_operator_can_check_health_back_up_and_not_start_a_second_bot(a
         code, out = await asyncio.to_thread(run_cli, "health", "--config", str(config))
         assert code == 0 and out.startswith("healthy"), out
         assert "polling" in out
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{health_port}/healthz") as resp:
+            assert resp.status == 200 and (await resp.json())["mode"] == "polling"  # for an uptime monitor
 
         second = await start_bot(config, tmp_path / "second.log")
         assert await asyncio.wait_for(second.wait(), timeout=30) == 3  # refused, not a second poller
