@@ -191,9 +191,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 def cmd_health(args: argparse.Namespace) -> int:
     """Whether the running bot is alive, polling and sending; non-zero when not."""
-    import time
-
-    from bot.service import assess
+    from bot.service import current_health
     from bot.storage import SCHEMA_VERSION, Store
 
     config = _config_or_none(args)
@@ -207,7 +205,7 @@ def cmd_health(args: argparse.Namespace) -> int:
         if store.schema_version < SCHEMA_VERSION:
             print(f"unhealthy: {config.storage_path}: the bot has not run with this version yet (schema {store.schema_version})")
             return 1
-        health = assess(store.service_status(), time.time())
+        health = current_health(store)
     finally:
         store.close()
     if args.json:

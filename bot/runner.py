@@ -83,9 +83,7 @@ def run_telegram(config: Config) -> int:
 async def serve_webhook(application: Any, config: Config, store: Store) -> None:
     """Webhook mode, in python-telegram-bot's order (initialize, post_init, listen, start;
     then stop, post_stop, shutdown), with bot.webhook's server instead of the library's."""
-    import time
-
-    from bot.service import assess
+    from bot.service import current_health
     from bot.webhook import open_webhook
 
     stop = asyncio.Event()
@@ -95,7 +93,7 @@ async def serve_webhook(application: Any, config: Config, store: Store) -> None:
     await application.initialize()
     try:
         await application.post_init(application)
-        server = await open_webhook(application, config.telegram.webhook, health=lambda: assess(store.service_status(), time.time()))
+        server = await open_webhook(application, config.telegram.webhook, health=lambda: current_health(store))
         await application.start()
         try:
             await stop.wait()

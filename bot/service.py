@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from bot.storage import SCHEMA_VERSION, ServiceStatus
+from bot.storage import SCHEMA_VERSION, ServiceStatus, Store
 
 # How often the running bot records that it is alive.
 HEARTBEAT_SECONDS = 30.0
@@ -185,6 +186,11 @@ class Health:
     healthy: bool
     problems: tuple[str, ...]
     figures: dict[str, float | int | str | None]
+
+
+def current_health(store: Store) -> Health:
+    """The verdict on the bot whose database ``store`` is, as of now."""
+    return assess(store.service_status(), time.time())
 
 
 def assess(status: ServiceStatus, now: float) -> Health:

@@ -21,7 +21,6 @@ Updates of one chat are handled in order; different chats concurrently.
 from __future__ import annotations
 
 import asyncio
-import copy
 import datetime as dtm
 import json
 import logging
@@ -75,7 +74,7 @@ from bot.outbox import (
     OutboxSender,
     markup_payload,
 )
-from bot.service import HEARTBEAT_SECONDS
+from bot.service import HEARTBEAT_SECONDS, current_health
 from bot.storage import Patient, Store
 
 log = logging.getLogger(__name__)
@@ -214,14 +213,29 @@ class UpdateJournal:
 
 
 def readable(update: Any) -> Any:
-    """``update`` if python-telegram-bot can read it, else only its update_id (logged)."""
+    """``update`` if python-telegram-bot can read it, else only its update_id (logged).
+    (de_json copies what it reads, so ``update`` is not changed.)"""
     try:
-        Update.de_json(copy.deepcopy(update), None)
+        Update.de_json(update, None)
     except Exception as exc:  # noqa: BLE001 - whatever the library raises, this update is skipped
-        update_id = update.get("update_id") if isinstance(update, dict) else None
-        log.warning("Update %s cannot be read by python-telegram-bot (%s: %s); skipped", update_id, type(exc).__name__, exc)
-        return {"update_id": update_id} if isinstance(update_id, int) else update
+        return _skipped(update, exc)
     return update
+
+
+def parse_update(data: dict[str, Any], bot: Any) -> Update:
+    """``data`` as an Update, or, when the library cannot read it, its bare update_id (logged)."""
+    try:
+        update = Update.de_json(data, bot)
+    except Exception as exc:  # noqa: BLE001 - as in readable
+        update = Update.de_json(_skipped(data, exc), bot)
+    assert update is not None
+    return update
+
+
+def _skipped(update: Any, exc: Exception) -> Any:
+    update_id = update.get("update_id") if isinstance(update, dict) else None
+    log.warning("Update %s cannot be read by python-telegram-bot (%s: %s); skipped", update_id, type(exc).__name__, exc)
+    return {"update_id": update_id} if isinstance(update_id, int) else update
 
 
 def _json_default(value: Any) -> Any:
@@ -351,10 +365,9 @@ class FrontDesk:
         self._background.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         self._background.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
         if self.config.health_port and self.config.telegram.mode == "polling":
-            from bot.service import assess
             from bot.webhook import HealthServer  # (webhook mode serves /healthz on its own port)
 
-            self._health_server = HealthServer(lambda: assess(self.store.service_status(), time.time()))
+            self._health_server = HealthServer(lambda: current_health(self.store))
             await self._health_server.start(self.config.health_listen, self.config.health_port)
         for update_id, payload in self.store.pending_updates():
             try:
@@ -498,10 +511,11 @@ class FrontDesk:
         self._record_patient(chat_id, event)
         step = self.dialogue.handle(state, event)
         self.store.save_session(chat_id, step.state)
-        queued_before = self.store.last_send_id()
+        forgetting = any(isinstance(action, ForgetPatient) for action in step.actions)
+        queued_before = self.store.last_send_id() if forgetting else 0
         for action in step.actions:
             self.perform(chat_id, action, message, lang=step.state.lang)
-        if any(isinstance(action, ForgetPatient) for action in step.actions):
+        if forgetting:
             # Last, so nothing recorded while carrying out the other actions survives it;
             # what was queued before (a message waiting for staff) is dropped with the rest.
             self.store.forget(chat_id, keep_sends_after=queued_before)

@@ -4,7 +4,7 @@ python-telegram-bot's own server compares the secret with ``!=``, buffers any bo
 (tornado allows 100 MB), and answers an update it cannot read with HTTP 400 after
 logging the whole update, patient's words included. This one compares in constant
 time, refuses a body over MAX_BODY_BYTES before reading it, and skips an unreadable
-update like polling does (see bot.telegram_app.readable). It also answers
+update like polling does (see bot.telegram_app.parse_update). It also answers
 ``GET /healthz`` for a load balancer or an uptime monitor.
 """
 
@@ -12,27 +12,48 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from telegram import Update
 from telegram.ext import Application
 
 from bot.config import WebhookConfig
 from bot.service import Health
-from bot.telegram_app import ALLOWED_UPDATES, readable
-
-log = logging.getLogger(__name__)
+from bot.telegram_app import ALLOWED_UPDATES, parse_update
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Telegram's updates are a few kilobytes (a long message with entities: ~30 KB).
 MAX_BODY_BYTES = 1_000_000
 
 
-class WebhookServer:
-    """Serves ``POST /<path>`` for Telegram and ``GET /healthz``."""
+class HealthServer:
+    """``GET /healthz``: 200 when healthy, 503 with the reasons when not (for a polling bot
+    whose config names health.port; the webhook server below serves it too)."""
+
+    def __init__(self, health: Callable[[], Health] | None, *, max_body: int = 1024) -> None:
+        self._health = health
+        self.app = web.Application(client_max_size=max_body)
+        self.app.router.add_get("/healthz", self._healthz)
+        self._runner = web.AppRunner(self.app, access_log=None)
+
+    async def start(self, host: str, port: int) -> None:
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        if self._health is None:
+            return web.json_response({"healthy": True})
+        verdict = self._health()
+        body = {"healthy": verdict.healthy, "problems": list(verdict.problems), **verdict.figures}
+        return web.json_response(body, status=200 if verdict.healthy else 503)
+
+
+class WebhookServer(HealthServer):
+    """Serves ``POST /<path>`` for Telegram, and ``GET /healthz``."""
 
     def __init__(
         self,
@@ -42,20 +63,10 @@ class WebhookServer:
         secret_token: str,
         health: Callable[[], Health] | None = None,
     ) -> None:
+        super().__init__(health, max_body=MAX_BODY_BYTES)
         self.application = application
         self._secret = secret_token.encode()
-        self._health = health
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
-        app.router.add_post(f"/{path.strip('/')}", self._receive)
-        app.router.add_get("/healthz", self._healthz)
-        self._runner = web.AppRunner(app, access_log=None)
-
-    async def start(self, host: str, port: int) -> None:
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-
-    async def stop(self) -> None:
-        await self._runner.cleanup()
+        self.app.router.add_post(f"/{path.strip('/')}", self._receive)
 
     async def _receive(self, request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "").encode()
@@ -69,42 +80,9 @@ class WebhookServer:
             return web.Response(status=400)
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             return web.Response(status=400)
-        update = Update.de_json(readable(data), self.application.bot)
         # Queued (and so journaled, see JournalingQueue) before Telegram hears 200.
-        await self.application.update_queue.put(update)
+        await self.application.update_queue.put(parse_update(data, self.application.bot))
         return web.Response(status=200)
-
-    async def _healthz(self, _request: web.Request) -> web.Response:
-        return healthz(self._health)
-
-
-def healthz(health: Callable[[], Health] | None) -> web.Response:
-    """The health verdict as HTTP: 200 when healthy, 503 with the reasons when not."""
-    if health is None:
-        return web.json_response({"healthy": True})
-    verdict = health()
-    body = {"healthy": verdict.healthy, "problems": list(verdict.problems), **verdict.figures}
-    return web.json_response(body, status=200 if verdict.healthy else 503)
-
-
-class HealthServer:
-    """``GET /healthz`` alone, for a polling bot whose config names a health port."""
-
-    def __init__(self, health: Callable[[], Health]) -> None:
-        self._health = health
-        app = web.Application()
-        app.router.add_get("/healthz", self._healthz)
-        self._runner = web.AppRunner(app, access_log=None)
-
-    async def _healthz(self, _request: web.Request) -> web.Response:
-        return healthz(self._health)
-
-    async def start(self, host: str, port: int) -> None:
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-
-    async def stop(self) -> None:
-        await self._runner.cleanup()
 
 
 async def open_webhook(
