@@ -9,41 +9,62 @@ Sends go through :class:`bot.bot_api.BotApi`, which keeps Telegram's limits.
 Failures: 429 is waited out; network errors,
 timeouts and 5xx are retried with exponential backoff for ``retry_window``
 seconds, then the entry is marked failed with the reason and staff are told.
-Telegram's refusals (400/403) are not retried, except a deleted topic, which is
-opened again. Several patient texts waiting for the staff group go out as one
-message: the group takes about 20 messages a minute.
+Telegram's refusals (400/403) are not retried. What follows a failure (a new
+topic for a deleted one, a notice to staff) is decided by the core: the sender
+reports it through :class:`Reports`. Each kind of send (``bot.core.outgoing``)
+is one Bot API call; several patient texts waiting for the staff group go out
+as one message, because the group takes about 20 messages a minute.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.bot_api import BotApi, RetryLater
-from bot.core.staff_card import CardPatient, topic_name
+from bot.core.commands import CLOSE_BUTTON_DATA
+from bot.core.outgoing import (
+    CardToTopic,
+    CloseTopic,
+    CorrectedCaptionToPatient,
+    CorrectedTextToPatient,
+    DeleteTopic,
+    NoticeToGeneral,
+    NoticeToTopic,
+    OpenTopic,
+    PatientMessageToTopic,
+    Send,
+    StaffMessageToPatient,
+    TextToPatient,
+)
 from bot.storage import OutboxEntry, Store
 
 log = logging.getLogger(__name__)
 
-# Kinds of outbox entries and the payload each carries.
-PATIENT_TEXT = "patient_text"  # {"text", "markup"}: a bot reply
-PATIENT_COPY = "patient_copy"  # {"message_id"}: a staff message copied to the patient
-PATIENT_EDIT = "patient_edit"  # {"message_id", "text" | "caption"}: staff corrected a message the patient has
-STAFF_COPY = "staff_copy"  # {"message_id", "text"}: a patient message for their topic (text None for media)
-STAFF_CARD = "staff_card"  # {"text"}: a card (HTML) with a Close button
-STAFF_NOTICE = "staff_notice"  # {"text", "thread_id"?, "general"?}: a line for staff in the patient's topic (or General)
-STAFF_TOPIC_DELETE = "staff_topic_delete"  # {"thread_id"}: a forgotten patient's topic, deleted
-STAFF_TOPIC_CLOSE = "staff_topic_close"  # {"thread_id"}: a forgotten patient's topic, kept as a record
-
 THREAD_GONE = ("message thread not found", "topic_deleted", "thread not found", "topic not found")
+TOPIC_ALREADY_GONE = THREAD_GONE + ("topic_id_invalid", "topic_closed", "topic_not_modified")
 MAX_TEXT = 4_096
-STAFF_CLOSE = "staff:close"
+
+
+class Reports(Protocol):
+    """Where the sender reports what only the core can decide about (the front desk)."""
+
+    def topic_gone(self, chat_id: int) -> tuple[Send, ...]:
+        """The patient's topic is gone: the sends that open a new one (none: the send is dropped)."""
+
+    def send_failed(self, chat_id: int, send: Send, reason: str) -> None:
+        """A send was given up: tell whoever must know (the desk queues it)."""
+
+
+class NoTopic(Exception):
+    """The patient has no staff topic (yet, or any more)."""
 
 
 class OutboxSender:
@@ -54,7 +75,7 @@ class OutboxSender:
         api: BotApi,
         store: Store,
         staff_chat_id: int,
-        texts: dict[str, str],
+        reports: Reports,
         *,
         retry_window: float = 60.0,
         first_delay: float = 0.5,
@@ -65,7 +86,7 @@ class OutboxSender:
         self.api = api
         self.store = store
         self.staff_chat_id = staff_chat_id
-        self.texts = texts
+        self.reports = reports
         self.retry_window = retry_window
         self.first_delay = first_delay
         self.max_delay = max_delay
@@ -146,39 +167,47 @@ class OutboxSender:
     def _batch(entries: list[OutboxEntry]) -> list[OutboxEntry]:
         """The first entry, plus the patient texts right behind it when it is one (sent as one message)."""
         first = entries[0]
-        if first.kind != STAFF_COPY or first.payload.get("text") is None:
+        if not _is_patient_text(first.send):
             return [first]
         batch = [first]
+        size = len(_text_of(first.send))
         for entry in entries[1:]:
-            if entry.kind != STAFF_COPY or entry.payload.get("text") is None:
-                break
-            if sum(len(e.payload["text"]) + 2 for e in batch) + len(entry.payload["text"]) > MAX_TEXT:
+            if not _is_patient_text(entry.send) or size + 2 + len(_text_of(entry.send)) > MAX_TEXT:
                 break
             batch.append(entry)
+            size += 2 + len(_text_of(entry.send))
         return batch
 
     async def _deliver(self, chat_id: int, batch: list[OutboxEntry]) -> None:
         ids = [e.id for e in batch]
+        send = batch[0].send
+        if send is None:
+            self.store.mark_failed(ids, batch[0].problem)
+            log.error("Outbox entry %s for chat %s dropped: %s", ids[0], chat_id, batch[0].problem)
+            return
         started = self._clock()
         delay = self.first_delay
         reopened = False
         while True:
             try:
-                await self._send(chat_id, batch)
+                await self._send(chat_id, send, batch)
             except RetryLater as exc:
                 wait = exc.seconds
                 self.store.count_attempt(ids, f"429: retry after {wait}s")
                 await asyncio.sleep(wait)
                 continue
-            except BadRequest as exc:
-                thread_gone = any(marker in exc.message.lower() for marker in THREAD_GONE)
-                # A topic staff deleted is opened again, once; a notice aimed at a fixed topic
-                # (a forgotten patient's) has nowhere else to go.
-                if thread_gone and not reopened and "thread_id" not in batch[0].payload:
-                    log.info("Topic of chat %s is gone; opening a new one", chat_id)
-                    self.store.record_topic(chat_id, None)
+            except (BadRequest, NoTopic) as exc:
+                message = exc.message.lower() if isinstance(exc, BadRequest) else "no topic"
+                gone = isinstance(exc, NoTopic) or any(marker in message for marker in THREAD_GONE)
+                # Into the patient's topic and it is gone: the core decides (once) what opens a new one.
+                if gone and not reopened and _into_patients_topic(send):
                     reopened = True
-                    continue
+                    if await self._carry_out_now(chat_id, self.reports.topic_gone(chat_id)):
+                        continue
+                if isinstance(exc, NoTopic):
+                    log.info("Send for chat %s dropped: the patient has no staff topic", chat_id)
+                    self.store.mark_sent(ids)  # nothing to deliver it to, and nobody to tell
+                    return
                 await self._give_up(chat_id, batch, f"Telegram refused it: {exc.message}")
                 return
             except Forbidden as exc:
@@ -201,127 +230,125 @@ class OutboxSender:
             self.store.mark_sent(ids)
             return
 
+    async def _carry_out_now(self, chat_id: int, sends: tuple[Send, ...]) -> bool:
+        """Send what the core asked for ahead of the queue (a new topic); False when it asked nothing or it failed."""
+        if not sends:
+            return False
+        try:
+            for send in sends:
+                await self._send(chat_id, send, [])
+        except TelegramError as exc:
+            log.warning("Could not open a new topic for chat %s: %s", chat_id, exc)
+            return False
+        return True
+
     async def _give_up(self, chat_id: int, batch: list[OutboxEntry], reason: str) -> None:
         """Record the failure and make sure a person hears of it: nothing vanishes silently."""
-        kind = batch[0].kind
+        send = batch[0].send
         # A staff notice that cannot land (its topic deleted) loses no patient's words: a warning.
-        level = logging.WARNING if kind == STAFF_NOTICE else logging.ERROR
+        level = logging.WARNING if isinstance(send, (NoticeToTopic, NoticeToGeneral)) else logging.ERROR
         log.log(level, "Giving up on %d send(s) for chat %s: %s", len(batch), chat_id, reason)
         self.store.mark_failed([e.id for e in batch], reason)
-        if kind == PATIENT_COPY:
-            self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_relay_failed"].format(reason=reason)})
+        if send is not None:
+            self.reports.send_failed(chat_id, send, reason)
             self.wake(chat_id)
-        elif kind == STAFF_COPY:
-            # Staff must know a message is missing; the notice goes through the outbox like any send.
-            self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_relay_in_failed"].format(reason=reason)})
-            self.wake(chat_id)
-        elif kind == STAFF_CARD:
-            # The patient's topic could not be reached; try the group's General topic once.
-            name = self.store.patient(chat_id).display_name
-            try:
-                await self._call("sendMessage", chat_id=self.staff_chat_id, text=f"Could not deliver a message from {name} (chat {chat_id}) to staff: {reason}")
-            except TelegramError as exc:
-                log.error("Could not tell staff either: %s", exc)
 
-    # -- the Telegram calls --------------------------------------------------------------
+    # -- the Telegram calls: one per kind of send ---------------------------------------------
     async def _call(self, method: str, **params: Any) -> Any:
         return await self.api.call(method, **params)
 
-    async def _send(self, chat_id: int, batch: list[OutboxEntry]) -> None:
-        entry = batch[0]
-        payload = entry.payload
-        if entry.kind == PATIENT_TEXT:
-            await self._call("sendMessage", chat_id=chat_id, text=payload["text"], reply_markup=payload.get("markup"))
-        elif entry.kind == PATIENT_COPY:
-            copied = await self._call("copyMessage", chat_id=chat_id, from_chat_id=self.staff_chat_id, message_id=payload["message_id"])
-            self.store.link_messages(chat_id, copied["message_id"], payload["message_id"], "to_patient")
-        elif entry.kind == PATIENT_EDIT:
-            target = {"chat_id": chat_id, "message_id": payload["message_id"]}
-            try:
-                # With the entities: a correction of bold or a link is a correction too.
-                if payload.get("text") is not None:
-                    await self._call("editMessageText", text=payload["text"], entities=payload.get("entities") or None, **target)
-                else:
-                    await self._call("editMessageCaption", caption=payload.get("caption"), caption_entities=payload.get("entities") or None, **target)
-            except BadRequest as exc:
-                if "message is not modified" not in exc.message.lower():
-                    raise  # (not modified: the patient's copy already says it)
-        elif entry.kind == STAFF_COPY:
-            await self._relay(chat_id, batch)
-        elif entry.kind == STAFF_CARD:
-            close = {"inline_keyboard": [[{"text": self.texts["button_close"], "callback_data": STAFF_CLOSE}]]}
-            await self._into_topic(
-                chat_id,
-                lambda thread: self._call(
-                    "sendMessage", chat_id=self.staff_chat_id, text=payload["text"], message_thread_id=thread,
-                    parse_mode=ParseMode.HTML, reply_markup=close,
-                ),
+    async def _send(self, chat_id: int, send: Send, batch: list[OutboxEntry]) -> None:
+        staff = self.staff_chat_id
+        if isinstance(send, TextToPatient):
+            await self._call("sendMessage", chat_id=chat_id, text=send.text, reply_markup=reply_markup(send))
+        elif isinstance(send, StaffMessageToPatient):
+            copied = await self._call("copyMessage", chat_id=chat_id, from_chat_id=staff, message_id=send.staff_message_id)
+            self.store.link_messages(chat_id, copied["message_id"], send.staff_message_id, "to_patient")
+        elif isinstance(send, CorrectedTextToPatient):
+            await _unless_unchanged(self._call(
+                "editMessageText", chat_id=chat_id, message_id=send.patient_message_id, text=send.text,
+                entities=json.loads(send.entities) or None,  # a correction of bold or a link is a correction too
+            ))
+        elif isinstance(send, CorrectedCaptionToPatient):
+            await _unless_unchanged(self._call(
+                "editMessageCaption", chat_id=chat_id, message_id=send.patient_message_id, caption=send.caption,
+                caption_entities=json.loads(send.entities) or None,
+            ))
+        elif isinstance(send, OpenTopic):
+            handoff = self.store.handoff(chat_id)
+            if handoff is None or handoff.thread_id is None:  # idempotent: see OpenTopic
+                topic = await self._call("createForumTopic", chat_id=staff, name=send.name)
+                self.store.record_topic(chat_id, int(topic["message_thread_id"]))
+        elif isinstance(send, CardToTopic):
+            close = {"inline_keyboard": [[{"text": send.close_label, "callback_data": CLOSE_BUTTON_DATA}]]}
+            await self._call(
+                "sendMessage", chat_id=staff, text=send.html, message_thread_id=self._topic(chat_id),
+                parse_mode=ParseMode.HTML, reply_markup=close,
             )
-        elif entry.kind in (STAFF_TOPIC_DELETE, STAFF_TOPIC_CLOSE):
-            method = "deleteForumTopic" if entry.kind == STAFF_TOPIC_DELETE else "closeForumTopic"
+        elif isinstance(send, PatientMessageToTopic):
+            await self._relay(chat_id, send, batch)
+        elif isinstance(send, NoticeToTopic):
+            thread = send.thread_id if send.thread_id is not None else self._topic(chat_id)
+            await self._call("sendMessage", chat_id=staff, text=send.text, message_thread_id=thread)
+        elif isinstance(send, NoticeToGeneral):
+            await self._call("sendMessage", chat_id=staff, text=send.text)
+        elif isinstance(send, (DeleteTopic, CloseTopic)):
+            method = "deleteForumTopic" if isinstance(send, DeleteTopic) else "closeForumTopic"
             try:
-                await self._call(method, chat_id=self.staff_chat_id, message_thread_id=payload["thread_id"])
+                await self._call(method, chat_id=staff, message_thread_id=send.thread_id)
             except BadRequest as exc:
-                if not any(gone in exc.message.lower() for gone in THREAD_GONE + ("topic_id_invalid", "topic_closed", "topic_not_modified")):
+                if not any(gone in exc.message.lower() for gone in TOPIC_ALREADY_GONE):
                     raise  # staff deleted or closed it already: done
-        elif entry.kind == STAFF_NOTICE:
-            thread = payload.get("thread_id")
-            if payload.get("general"):
-                await self._call("sendMessage", chat_id=self.staff_chat_id, text=payload["text"])
-            elif thread is not None:
-                await self._call("sendMessage", chat_id=self.staff_chat_id, text=payload["text"], message_thread_id=thread)
-            elif (handoff := self.store.handoff(chat_id)) is not None and handoff.thread_id is not None:
-                await self._into_topic(
-                    chat_id, lambda t: self._call("sendMessage", chat_id=self.staff_chat_id, text=payload["text"], message_thread_id=t)
-                )
-        else:
-            log.error("Unknown outbox entry kind %r dropped", entry.kind)
 
-    async def _relay(self, chat_id: int, batch: list[OutboxEntry]) -> None:
-        first = batch[0].payload
-        if len(batch) == 1:
-            copied = await self._into_topic(
-                chat_id,
-                lambda t: self._call(
-                    "copyMessage", chat_id=self.staff_chat_id, from_chat_id=chat_id, message_id=first["message_id"], message_thread_id=t
-                ),
+    async def _relay(self, chat_id: int, send: PatientMessageToTopic, batch: list[OutboxEntry]) -> None:
+        thread = self._topic(chat_id)
+        if len(batch) <= 1:
+            copied = await self._call(
+                "copyMessage", chat_id=self.staff_chat_id, from_chat_id=chat_id, message_id=send.patient_message_id, message_thread_id=thread
             )
-            self.store.link_messages(chat_id, first["message_id"], copied["message_id"], "to_staff")
+            self.store.link_messages(chat_id, send.patient_message_id, copied["message_id"], "to_staff")
             return
         # Several texts waited (the staff group is rate limited): one message keeps staff current.
-        text = "\n\n".join(e.payload["text"] for e in batch)
-        sent = await self._into_topic(
-            chat_id, lambda t: self._call("sendMessage", chat_id=self.staff_chat_id, text=text, message_thread_id=t)
-        )
-        for entry in batch:
-            self.store.link_messages(chat_id, entry.payload["message_id"], sent["message_id"], "to_staff")
+        texts = [e.send for e in batch if isinstance(e.send, PatientMessageToTopic)]
+        sent = await self._call("sendMessage", chat_id=self.staff_chat_id, text="\n\n".join(t.text or "" for t in texts), message_thread_id=thread)
+        for text in texts:
+            self.store.link_messages(chat_id, text.patient_message_id, sent["message_id"], "to_staff")
 
-    async def _into_topic(self, chat_id: int, send: Callable[[int], Awaitable[Any]]) -> Any:
-        return await send(await self._topic(chat_id))
-
-    async def _topic(self, chat_id: int) -> int:
-        """The patient's topic, created on first need (only this conversation's worker creates it)."""
+    def _topic(self, chat_id: int) -> int:
+        """The patient's topic (opened by an OpenTopic queued before); NoTopic when there is none."""
         handoff = self.store.handoff(chat_id)
-        if handoff is not None and handoff.thread_id is not None:
-            return handoff.thread_id
-        patient = self.store.patient(chat_id)
-        urgent = bool(handoff and handoff.urgent)
-        topic = await self._call(
-            "createForumTopic",
-            chat_id=self.staff_chat_id,
-            name=topic_name(CardPatient(chat_id, patient.display_name, patient.username), urgent=urgent),
-        )
-        self.store.record_topic(chat_id, topic["message_thread_id"])
-        return int(topic["message_thread_id"])
+        if handoff is None or handoff.thread_id is None:
+            raise NoTopic
+        return handoff.thread_id
 
 
-def markup_payload(reply_buttons: list[tuple[str, str]], keyboard: list[str], request_contact: bool, remove: bool) -> dict[str, Any] | None:
-    """A reply's markup as plain JSON for the outbox."""
-    if reply_buttons:
-        return {"inline_keyboard": [[{"text": label, "callback_data": data}] for label, data in reply_buttons]}
-    if keyboard:
-        rows = [[{"text": label, "request_contact": request_contact and i == 0}] for i, label in enumerate(keyboard)]
+def _is_patient_text(send: Send | None) -> bool:
+    return isinstance(send, PatientMessageToTopic) and send.text is not None
+
+
+def _text_of(send: Send | None) -> str:
+    return (send.text or "") if isinstance(send, PatientMessageToTopic) else ""
+
+
+def _into_patients_topic(send: Send) -> bool:
+    return isinstance(send, (CardToTopic, PatientMessageToTopic)) or (isinstance(send, NoticeToTopic) and send.thread_id is None)
+
+
+async def _unless_unchanged(call: Awaitable[Any]) -> None:
+    try:
+        await call
+    except BadRequest as exc:
+        if "message is not modified" not in exc.message.lower():
+            raise  # (not modified: the patient's copy already says it)
+
+
+def reply_markup(send: TextToPatient) -> dict[str, Any] | None:
+    """A reply's choices as Telegram's reply_markup."""
+    if send.buttons:
+        return {"inline_keyboard": [[{"text": b.label, "callback_data": b.data}] for b in send.buttons]}
+    if send.keyboard:
+        rows = [[{"text": label, "request_contact": send.request_contact and i == 0}] for i, label in enumerate(send.keyboard)]
         return {"keyboard": rows, "resize_keyboard": True}
-    if remove:
+    if send.remove_keyboard:
         return {"remove_keyboard": True}
     return None

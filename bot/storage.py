@@ -19,7 +19,25 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot.core.booking import Booking
+from bot.core.desk import Handoff
 from bot.core.dialogue import SessionState
+from bot.core.dialogue import Button
+from bot.core.outgoing import (
+    SEND_KINDS,
+    CardToTopic,
+    CloseTopic,
+    CorrectedCaptionToPatient,
+    CorrectedTextToPatient,
+    DeleteTopic,
+    NoticeToGeneral,
+    NoticeToTopic,
+    PatientMessageToTopic,
+    Send,
+    StaffMessageToPatient,
+    TextToPatient,
+    decode,
+    encode,
+)
 
 # Each entry migrates the schema from version N to N+1; never edit a released one, append.
 MIGRATIONS: tuple[str, ...] = (
@@ -143,15 +161,6 @@ class Patient:
 
 
 @dataclass(frozen=True)
-class Handoff:
-    chat_id: int
-    thread_id: int | None
-    status: Literal["open", "closed"]
-    urgent: bool
-    reason: str
-
-
-@dataclass(frozen=True)
 class ServiceStatus:
     """The running bot as its database tells it (Unix times; None: never recorded)."""
 
@@ -168,13 +177,14 @@ class ServiceStatus:
 
 @dataclass(frozen=True)
 class OutboxEntry:
-    """One send waiting for Telegram: ``kind`` says what it is, ``chat_id`` whose conversation it belongs to."""
+    """One send waiting for Telegram, in the conversation of ``chat_id``; ``send`` is None when
+    the stored row cannot be read (``problem`` says why)."""
 
     id: int
     chat_id: int
-    kind: str
-    payload: dict[str, Any]
+    send: Send | None
     attempts: int
+    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -279,13 +289,19 @@ class Store:
         row = self._db.execute("SELECT * FROM handoffs WHERE thread_id = ?", (thread_id,)).fetchone()
         return _handoff(row) if row else None
 
-    def open_handoff(self, chat_id: int, reason: str, *, urgent: bool) -> None:
-        """Mark the patient as handed to staff (keeps the topic; urgency only ever rises)."""
+    def save_handoff(self, handoff: Handoff) -> None:
+        """Store the desk's decision; opening and closing times are stamped when the status changes."""
+        now = self._clock()
         self._db.execute(
-            "INSERT INTO handoffs (chat_id, thread_id, status, urgent, reason, opened_at) VALUES (?, NULL, 'open', ?, ?, ?) "
-            "ON CONFLICT (chat_id) DO UPDATE SET status = 'open', urgent = MAX(urgent, excluded.urgent), "
-            "reason = excluded.reason, opened_at = excluded.opened_at, closed_at = NULL",
-            (chat_id, int(urgent), reason, self._clock()),
+            "INSERT INTO handoffs (chat_id, thread_id, status, urgent, reason, opened_at, closed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, CASE WHEN ? = 'closed' THEN ? END) "
+            "ON CONFLICT (chat_id) DO UPDATE SET thread_id = excluded.thread_id, status = excluded.status, "
+            "urgent = excluded.urgent, reason = excluded.reason, "
+            "opened_at = CASE WHEN excluded.status = 'open' AND handoffs.status != 'open' THEN excluded.opened_at "
+            "ELSE handoffs.opened_at END, "
+            "closed_at = CASE WHEN excluded.status = 'open' THEN NULL "
+            "WHEN handoffs.status != 'closed' THEN excluded.opened_at ELSE handoffs.closed_at END",
+            (handoff.chat_id, handoff.thread_id, handoff.status, int(handoff.urgent), handoff.reason, now, handoff.status, now),
         )
 
     def record_topic(self, chat_id: int, thread_id: int | None, *, reason: str = "") -> None:
@@ -294,11 +310,6 @@ class Store:
             "INSERT INTO handoffs (chat_id, thread_id, status, urgent, reason, opened_at) VALUES (?, ?, 'closed', 0, ?, ?) "
             "ON CONFLICT (chat_id) DO UPDATE SET thread_id = excluded.thread_id",
             (chat_id, thread_id, reason, self._clock()),
-        )
-
-    def close_handoff(self, chat_id: int) -> None:
-        self._db.execute(
-            "UPDATE handoffs SET status = 'closed', urgent = 0, closed_at = ? WHERE chat_id = ?", (self._clock(), chat_id)
         )
 
     # -- message links -----------------------------------------------------------
@@ -380,10 +391,11 @@ class Store:
         return [(int(r[0]), r[1]) for r in rows]
 
     # -- outbox: sends kept until Telegram accepted them -------------------------------------
-    def enqueue(self, chat_id: int, kind: str, payload: dict[str, Any]) -> int:
+    def enqueue(self, chat_id: int, send: Send) -> int:
+        kind, payload = encode(send)
         cursor = self._db.execute(
             "INSERT INTO outbox (chat_id, kind, payload, status, created_at) VALUES (?, ?, ?, 'pending', ?)",
-            (chat_id, kind, json.dumps(payload), self._clock()),
+            (chat_id, kind, payload, self._clock()),
         )
         return int(cursor.lastrowid or 0)
 
@@ -396,7 +408,7 @@ class Store:
             "SELECT id, chat_id, kind, payload, attempts FROM outbox WHERE status = 'pending' AND chat_id = ? ORDER BY id LIMIT ?",
             (chat_id, limit),
         ).fetchall()
-        return [OutboxEntry(int(r[0]), int(r[1]), r[2], json.loads(r[3]), int(r[4])) for r in rows]
+        return [_outbox_entry(int(r[0]), int(r[1]), r[2], r[3], int(r[4])) for r in rows]
 
     def mark_sent(self, entry_ids: list[int]) -> None:
         self._db.executemany(
@@ -445,15 +457,10 @@ class Store:
         )
 
     # -- privacy ---------------------------------------------------------------------------------
-    def last_send_id(self) -> int:
-        """The newest outbox entry's id (0 when empty): sends queued after it are kept by forget."""
-        return int(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0])
-
-    def forget(self, chat_id: int, *, keep_sends_after: int | None = None) -> None:
+    def forget(self, chat_id: int) -> None:
         """Delete everything stored about a patient, queued sends included (a message waiting
-        for their staff topic must not open a new one); only sends queued after
-        ``keep_sends_after`` (the confirmation and staff's notice) stay. Their topic is
-        remembered only as forgotten."""
+        for their staff topic must not open a new one). Their topic is remembered only as
+        forgotten."""
         with self.transaction():
             handoff = self.handoff(chat_id)
             if handoff is not None and handoff.thread_id is not None:
@@ -463,10 +470,7 @@ class Store:
             for table in ("sessions", "patients", "handoffs", "message_links", "bookings", "transcript", "unanswered"):
                 self._db.execute(f"DELETE FROM {table} WHERE chat_id = ?", (chat_id,))  # noqa: S608 - fixed table names
             self._db.execute("UPDATE inbox SET payload = '' WHERE chat_id = ?", (chat_id,))
-            if keep_sends_after is None:
-                self._db.execute("DELETE FROM outbox WHERE chat_id = ? AND status != 'pending'", (chat_id,))
-            else:
-                self._db.execute("DELETE FROM outbox WHERE chat_id = ? AND (status != 'pending' OR id <= ?)", (chat_id, keep_sends_after))
+            self._db.execute("DELETE FROM outbox WHERE chat_id = ?", (chat_id,))
 
     def is_forgotten_topic(self, thread_id: int) -> bool:
         return self._db.execute("SELECT 1 FROM forgotten_topics WHERE thread_id = ?", (thread_id,)).fetchone() is not None
@@ -520,6 +524,44 @@ def _text(value: str) -> str:
 
 def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _outbox_entry(entry_id: int, chat_id: int, kind: str, payload: str, attempts: int) -> OutboxEntry:
+    try:
+        send = decode(kind, payload) if kind in SEND_KINDS else _legacy_send(kind, json.loads(payload))
+    except (ValueError, TypeError, KeyError) as exc:
+        return OutboxEntry(entry_id, chat_id, None, attempts, f"cannot be read ({exc})")
+    return OutboxEntry(entry_id, chat_id, send, attempts)
+
+
+def _legacy_send(kind: str, payload: dict[str, Any]) -> Send:
+    """A send queued by a version before typed sends (an upgrade with sends still pending)."""
+    if kind == "patient_text":
+        markup = payload.get("markup") or {}
+        buttons = tuple(Button(row[0]["text"], row[0]["callback_data"]) for row in markup.get("inline_keyboard", []))
+        keyboard = tuple(row[0]["text"] for row in markup.get("keyboard", []))
+        contact = any(row[0].get("request_contact") for row in markup.get("keyboard", []))
+        return TextToPatient(payload["text"], buttons, keyboard, contact, bool(markup.get("remove_keyboard")))
+    if kind == "patient_copy":
+        return StaffMessageToPatient(payload["message_id"])
+    if kind == "patient_edit":
+        entities = json.dumps(payload.get("entities") or [])
+        if payload.get("text") is not None:
+            return CorrectedTextToPatient(payload["message_id"], payload["text"], entities)
+        return CorrectedCaptionToPatient(payload["message_id"], payload.get("caption") or "", entities)
+    if kind == "staff_copy":
+        return PatientMessageToTopic(payload["message_id"], payload.get("text"))
+    if kind == "staff_card":
+        return CardToTopic(payload["text"], "Close conversation")
+    if kind == "staff_notice":
+        if payload.get("general"):
+            return NoticeToGeneral(payload["text"])
+        return NoticeToTopic(payload["text"], payload.get("thread_id"))
+    if kind == "staff_topic_delete":
+        return DeleteTopic(payload["thread_id"])
+    if kind == "staff_topic_close":
+        return CloseTopic(payload["thread_id"])
+    raise ValueError(f"unknown kind of send {kind!r}")
 
 
 def _handoff(row: sqlite3.Row) -> Handoff:

@@ -27,9 +27,10 @@ import logging
 import os
 import sqlite3
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Awaitable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from telegram import BotCommand, ChatMemberAdministrator, ChatMemberOwner, Message, Update
@@ -40,53 +41,43 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, BaseUp
 from bot.aiohttp_request import AiohttpRequest
 from bot.bot_api import BotApi
 from bot.config import Config
+from bot.core.commands import CLOSE_BUTTON_DATA, PATIENT_COMMANDS, parse_command
+from bot.core.desk import (
+    Conversation,
+    Desk,
+    ForgetEverything,
+    FromPatient,
+    Outcome,
+    PatientEdited,
+    PatientMessage,
+    SendFailed,
+    StaffEdited,
+    StaffEvent,
+    StaffPressedClose,
+    StaffWrote,
+    StoreBooking,
+    Transcribe,
+)
 from bot.core.dialogue import (
-    Action,
     ButtonPressed,
     ContactShared,
     Dialogue,
-    EndHandoff,
     Event,
-    ForgetPatient,
-    HandOff,
     PatientCommand,
     PatientText,
     RecordUnanswered,
-    RelayToStaff,
-    Reply,
-    StaffClosed,
-    StaffReopened,
-    SubmitBooking,
     UnsupportedMessage,
 )
-from bot.core.staff_card import CardPatient, render_card
-from bot.outbox import (
-    MAX_TEXT,
-    PATIENT_COPY,
-    PATIENT_EDIT,
-    PATIENT_TEXT,
-    STAFF_CARD,
-    STAFF_CLOSE,
-    STAFF_COPY,
-    STAFF_NOTICE,
-    STAFF_TOPIC_CLOSE,
-    STAFF_TOPIC_DELETE,
-    OutboxSender,
-    markup_payload,
-)
+from bot.core.outgoing import Send
+from bot.outbox import OutboxSender
 from bot.service import HEARTBEAT_SECONDS, current_health
 from bot.storage import Patient, Store
 
 log = logging.getLogger(__name__)
 
-PATIENT_COMMANDS = ("start", "help", "book", "human", "end", "cancel", "forget")
 # Messages, edits and button presses are all the bot needs; narrowing
 # allowed_updates keeps Telegram from sending member updates, polls...
 ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
-# A patient sending more than FLOOD_BURST messages within FLOOD_WINDOW seconds
-# is flooding: one notice, then no answers (text still reaches staff) until quiet.
-FLOOD_BURST = 15
-FLOOD_WINDOW = 10.0
 SHUTDOWN_FLUSH_SECONDS = 3.0  # SIGTERM must finish within 5 s
 # Telegram keeps unconfirmed updates for 24 hours; ids handled longer ago cannot come back.
 JOURNAL_KEEP_SECONDS = 2 * 86_400
@@ -289,58 +280,15 @@ class JournalingQueue(asyncio.Queue):  # type: ignore[type-arg]
         await super().put(item)
 
 
-class FloodGuard:
-    """Counts each chat's recent messages (albums count once); only recently active chats are kept."""
-
-    def __init__(self, burst: int = FLOOD_BURST, window: float = FLOOD_WINDOW) -> None:
-        self.burst, self.window = burst, window
-        self._recent: dict[int, deque[float]] = {}
-        self._albums: dict[int, str] = {}
-        self._flooding: set[int] = set()
-        self._checks = 0
-
-    def check(self, chat_id: int, now: float, album: str | None = None) -> str:
-        """'ok', 'start' (first message over the limit: send one notice) or 'flooding'."""
-        self._checks += 1
-        if self._checks % 256 == 0:
-            self._prune(now)
-        if album is not None and self._albums.get(chat_id) == album:
-            return "flooding" if chat_id in self._flooding else "ok"
-        if album is not None:
-            self._albums[chat_id] = album
-        times = self._recent.setdefault(chat_id, deque(maxlen=self.burst + 1))
-        times.append(now)
-        while times and now - times[0] > self.window:
-            times.popleft()
-        if len(times) > self.burst:
-            if chat_id in self._flooding:
-                return "flooding"
-            self._flooding.add(chat_id)
-            return "start"
-        if chat_id in self._flooding and len(times) <= 1:
-            self._flooding.discard(chat_id)  # quiet for a whole window: welcome back
-        return "flooding" if chat_id in self._flooding else "ok"
-
-    def _prune(self, now: float) -> None:
-        for chat_id in [c for c, t in self._recent.items() if not t or now - t[-1] > self.window]:
-            self._recent.pop(chat_id, None)
-            self._albums.pop(chat_id, None)
-            self._flooding.discard(chat_id)
-
-    def __len__(self) -> int:
-        return len(self._recent)
-
-
 class FrontDesk:
-    """Routes updates: patients to the dialogue core, staff topics to their patients."""
+    """Turns updates into the core's events and carries out what the core decides
+    (:class:`bot.core.desk.Desk`); staff topics are routed to their patients."""
 
     def __init__(self, config: Config, dialogue: Dialogue, store: Store) -> None:
         self.config = config
-        self.dialogue = dialogue
+        self.desk = Desk(dialogue, transcript_lines=config.transcript_lines, keep_records=config.staff_keep_records)
         self.store = store
-        self.texts = dialogue.texts
         self.staff_chat_id = config.telegram.staff_chat_id
-        self.flood = FloodGuard()
         self._saved_names: OrderedDict[int, tuple[str, str, str]] = OrderedDict()  # bounded: skips unchanged writes
         self.sender: OutboxSender | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -348,7 +296,6 @@ class FrontDesk:
         self._started_at = time.time()
         self._bot: Any = None  # the application's Bot, once started
         self._staff_checked: dict[int, tuple[bool, float]] = {}  # user id -> (is staff, when asked)
-        self._told_not_staff: set[int] = set()
         self._left: set[int] = set()  # groups left (or tried), once each
         self._health_server: Any = None  # bot.webhook.HealthServer, when health.port is set
 
@@ -360,7 +307,7 @@ class FrontDesk:
         rate = self.config.telegram.rate_limit
         api = BotApi(application.bot.base_url, overall_per_second=rate.overall_per_second, group_per_minute=rate.group_per_minute)
         await api.start()
-        self.sender = OutboxSender(api, self.store, self.staff_chat_id, self.texts)
+        self.sender = OutboxSender(api, self.store, self.staff_chat_id, self)
         self._background.append(asyncio.create_task(self.sender.run(), name="outbox"))
         self._background.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         self._background.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
@@ -471,12 +418,18 @@ class FrontDesk:
         assert chat is not None
         if update.callback_query is not None:
             await _answer_quietly(update.callback_query)
-        message = update.message or update.edited_message
         with self.store.transaction():
             if user is not None:
                 self._save_patient(chat.id, user.first_name or "", user.last_name or "", user.username or "")
-            state = self.store.load_session(chat.id)
-            self._handle_patient(update, chat.id, state, message)
+            before = self.conversation(chat.id)
+            if update.edited_message is not None:
+                outcome = self.desk.patient_edited(before, PatientEdited(_patient_message(update.edited_message)))
+            elif (event := self.event_for(update)) is not None:
+                message = _patient_message(update.message) if update.message is not None else None
+                outcome = self.desk.patient(before, FromPatient(event, message, time.monotonic()))
+            else:
+                outcome = Outcome(before)
+            self.carry_out(before, outcome)
             self.store.mark_update_done(update.update_id)
 
     def _save_patient(self, chat_id: int, first: str, last: str, username: str) -> None:
@@ -489,43 +442,38 @@ class FrontDesk:
         if len(self._saved_names) > NAME_CACHE:
             self._saved_names.popitem(last=False)
 
-    def _handle_patient(self, update: Update, chat_id: int, state: Any, message: Message | None) -> None:
-        if update.edited_message is not None:
-            # Edits matter only to a coordinator reading along; the bot does not re-answer them.
-            if state.mode == "handoff":
-                self._relay_to_staff(chat_id, update.edited_message)
-            return
-        event = self.event_for(update)
-        if event is None:
-            return
-        if message is not None and not isinstance(event, PatientCommand):
-            flood = self.flood.check(chat_id, time.monotonic(), message.media_group_id)
-            if flood != "ok":
-                self._record_patient(chat_id, event)
-                if flood == "start":
-                    notice = self.dialogue.speaking(state.lang).texts["flood_notice"]
-                    self.store.enqueue(chat_id, PATIENT_TEXT, {"text": notice, "markup": None})
-                if state.mode == "handoff" and message.text is not None:
-                    self._relay_to_staff(chat_id, message)  # text still reaches staff, merged while they wait
-                return
-        self._record_patient(chat_id, event)
-        step = self.dialogue.handle(state, event)
-        self.store.save_session(chat_id, step.state)
-        forgetting = any(isinstance(action, ForgetPatient) for action in step.actions)
-        queued_before = self.store.last_send_id() if forgetting else 0
-        for action in step.actions:
-            self.perform(chat_id, action, message, lang=step.state.lang)
-        if forgetting:
-            # Last, so nothing recorded while carrying out the other actions survives it;
-            # what was queued before (a message waiting for staff) is dropped with the rest.
-            self.store.forget(chat_id, keep_sends_after=queued_before)
-            self._saved_names.pop(chat_id, None)
+    def conversation(self, chat_id: int) -> Conversation:
+        """What the core needs to know about a patient, from the store."""
+        patient = self.store.patient(chat_id)
+        recent = self.store.recent_transcript(chat_id, self.config.transcript_lines) if self.config.transcript_lines else []
+        return Conversation(
+            chat_id,
+            self.store.load_session(chat_id),
+            self.store.handoff(chat_id),
+            name=patient.display_name,
+            username=patient.username,
+            recent=tuple((line.role, line.text) for line in recent),
+        )
 
-    def _record_patient(self, chat_id: int, event: Event) -> None:
-        if isinstance(event, PatientText):
-            self.store.add_transcript(chat_id, "patient", event.text)
-        elif isinstance(event, PatientCommand):
-            self.store.add_transcript(chat_id, "patient", f"/{event.name}")
+    def carry_out(self, before: Conversation, outcome: Outcome) -> None:
+        """Store the conversation the core returned, then its effects in order (sends go to the outbox)."""
+        after = outcome.conversation
+        chat_id = after.chat_id
+        self.store.save_session(chat_id, after.session)  # (also marks the patient as recently active)
+        if after.handoff is not None and after.handoff != before.handoff:
+            self.store.save_handoff(after.handoff)
+        for effect in outcome.effects:
+            if isinstance(effect, Transcribe):
+                self.store.add_transcript(chat_id, effect.role, effect.text)
+            elif isinstance(effect, RecordUnanswered):
+                self.store.add_unanswered(chat_id, effect.question)
+            elif isinstance(effect, StoreBooking):
+                self.store.add_booking(chat_id, effect.booking)
+            elif isinstance(effect, ForgetEverything):
+                self.store.forget(chat_id)
+                self._saved_names.pop(chat_id, None)
+            else:
+                self.store.enqueue(chat_id, effect)
 
     def event_for(self, update: Update) -> Event | None:
         """The core event for a patient's update, or None for what we ignore."""
@@ -539,76 +487,25 @@ class FrontDesk:
         if message.text is None and message.effective_attachment is None:
             return None  # service messages (write access granted, pinned, ...) say nothing and cannot be copied
         if message.text is not None:
-            text = message.text
-            if text.startswith("/"):
-                command = text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if len(text) > 1 else ""
-                if command in PATIENT_COMMANDS:
-                    user = update.effective_user
-                    return PatientCommand(command, language_hint=user.language_code if user is not None else None)
-            return PatientText(text)
+            command = parse_command(message.text)
+            if command is not None and command[0] in PATIENT_COMMANDS:
+                user = update.effective_user
+                return PatientCommand(command[0], language_hint=user.language_code if user is not None else None)
+            return PatientText(message.text)
         kinds = ("sticker", "photo", "voice", "video", "document", "audio", "animation", "video_note", "location")
         return UnsupportedMessage(next((k for k in kinds if getattr(message, k, None)), "other"))
 
-    def perform(self, chat_id: int, action: Action, message: Message | None, *, lang: str | None = None) -> None:
-        """Record one action of the core for this patient (sends go to the outbox); ``lang``: the patient's language."""
-        if isinstance(action, Reply):
-            self._reply(chat_id, action)
-        elif isinstance(action, RecordUnanswered):
-            self.store.add_unanswered(chat_id, action.question)
-        elif isinstance(action, HandOff):
-            self.store.open_handoff(chat_id, action.reason, urgent=action.reason == "urgent")
-            self._card(chat_id, action.reason, question=action.question, lang=lang)
-        elif isinstance(action, RelayToStaff):
-            if message is not None:
-                self._relay_to_staff(chat_id, message)
-        elif isinstance(action, EndHandoff):
-            self.store.close_handoff(chat_id)
-            if action.by == "patient":
-                self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_patient_ended"]})
-        elif isinstance(action, SubmitBooking):
-            self.store.add_booking(chat_id, action.booking)
-            self._card(chat_id, "booking", booking=action.booking, lang=lang)
-        elif isinstance(action, ForgetPatient):
-            handoff = self.store.handoff(chat_id)
-            if handoff is not None and handoff.thread_id is not None:
-                thread = {"thread_id": handoff.thread_id}
-                if self.dialogue.staff_keep_records:  # the topic stays, closed, as the clinic's record
-                    self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_patient_forgot"], **thread})
-                    self.store.enqueue(chat_id, STAFF_TOPIC_CLOSE, thread)
-                else:  # the patient's words in the staff group go too; staff are told in General
-                    self.store.enqueue(chat_id, STAFF_TOPIC_DELETE, thread)
-                    self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_patient_forgot_deleted"], "general": True})
+    # -- what the outbox reports (bot.outbox.Reports) --------------------------------------
+    def topic_gone(self, chat_id: int) -> tuple[Send, ...]:
+        with self.store.transaction():
+            before = self.conversation(chat_id)
+            outcome = self.desk.topic_gone(before)
+            self.carry_out(before, replace(outcome, effects=()))
+        return tuple(e for e in outcome.effects if not isinstance(e, (Transcribe, RecordUnanswered, StoreBooking, ForgetEverything)))
 
-    def _reply(self, chat_id: int, reply: Reply) -> None:
-        markup = markup_payload([(b.label, b.data) for b in reply.buttons], list(reply.keyboard), reply.request_contact, reply.remove_keyboard)
-        chunks = _chunks(reply.text, MAX_TEXT)
-        for index, chunk in enumerate(chunks):
-            self.store.enqueue(chat_id, PATIENT_TEXT, {"text": chunk, "markup": markup if index == len(chunks) - 1 else None})
-        self.store.add_transcript(chat_id, "bot", reply.text)
-
-    def _card(self, chat_id: int, reason: str, *, question: str = "", booking: Any = None, lang: str | None = None) -> None:
-        patient = self.store.patient(chat_id)
-        lines = self.store.recent_transcript(chat_id, self.config.transcript_lines)
-        card = render_card(
-            CardPatient(chat_id, patient.display_name, patient.username),
-            reason,
-            self.texts,
-            question=question,
-            booking=booking,
-            transcript=[(line.role, line.text) for line in lines],
-            language=self.dialogue.speaking(lang).texts["language_name"],
-        )
-        self.store.enqueue(chat_id, STAFF_CARD, {"text": card})
-
-    def _relay_to_staff(self, chat_id: int, message: Message) -> None:
-        kind = _uncopyable_kind(message)
-        if kind == "service message":
-            return
-        if kind is not None:
-            # Telegram refuses to copy these; staff are told instead of the message vanishing.
-            self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_uncopyable"].format(kind=kind)})
-            return
-        self.store.enqueue(chat_id, STAFF_COPY, {"message_id": message.message_id, "text": message.text})
+    def send_failed(self, chat_id: int, send: Send, reason: str) -> None:
+        for notice in self.desk.send_failed(self.conversation(chat_id), SendFailed(send, reason)):
+            self.store.enqueue(chat_id, notice)
 
     # -- staff -------------------------------------------------------------------------------
     async def on_staff(self, update: Update) -> None:
@@ -653,7 +550,7 @@ class FrontDesk:
         query = update.callback_query
         edit = update.edited_message
         message = query.message if query is not None else (update.message or edit)
-        if query is not None and query.data != STAFF_CLOSE:
+        if query is not None and query.data != CLOSE_BUTTON_DATA:
             return
         if not isinstance(message, Message) or not message.is_topic_message or message.message_thread_id is None:
             return  # the General topic and anything outside a topic reach nobody
@@ -664,52 +561,33 @@ class FrontDesk:
         handoff = self.store.handoff_by_thread(thread_id)
         if handoff is None:
             # (A deleted topic gets no notice: a message racing its deletion has nowhere to go.)
-            if query is None and self.dialogue.staff_keep_records and self.store.is_forgotten_topic(thread_id):
-                self.store.enqueue(0, STAFF_NOTICE, {"text": self.texts["staff_patient_forgotten"], "thread_id": thread_id})
-            return  # a topic we did not open, or whose patient was forgotten
-        chat_id = handoff.chat_id
+            if query is None:
+                for notice in self.desk.orphan_topic(forgotten=self.store.is_forgotten_topic(thread_id)):
+                    self.store.enqueue(0, replace(notice, thread_id=thread_id))
+            return
         if not staff:
-            if _uncopyable_kind(message) != "service message" and sender.id not in self._told_not_staff:
-                self._told_not_staff.add(sender.id)  # told once, not at every message
-                self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_not_staff"]})
             log.warning("Message in topic %s from user %s, who is not staff: not passed on", thread_id, sender.id)
-            return
-        if edit is not None:
-            # A correction of a message the patient already has: their copy is corrected too.
+        event: StaffEvent
+        if query is not None:
+            event = StaffPressedClose(sender.id, staff)
+        elif edit is not None:
+            entities = edit.entities if edit.text is not None else edit.caption_entities
             copy_id = self.store.patient_copy_of(edit.message_id)
-            if copy_id is not None and (edit.text is not None or edit.caption is not None):
-                entities = [e.to_dict() for e in (edit.entities if edit.text is not None else edit.caption_entities)]
-                payload = {"message_id": copy_id, "text": edit.text, "caption": edit.caption, "entities": entities}
-                self.store.enqueue(chat_id, PATIENT_EDIT, payload)
-                self.store.add_transcript(chat_id, "staff", f"(corrected) {edit.text or edit.caption}")
-            return
-        text = "/close" if query is not None else (message.text or "").strip()
-        command = text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if text.startswith("/") else ""
-        if command == "close":
-            self._staff_event(chat_id, StaffClosed(), self.texts["staff_closed"])
-        elif command == "open":
-            self.store.open_handoff(chat_id, "requested", urgent=False)
-            self._staff_event(chat_id, StaffReopened(), self.texts["staff_reopened"])
-        elif command == "note":
-            self.store.add_transcript(chat_id, "staff", f"(internal note) {text[5:].strip()}")
-        elif handoff.status != "open":
-            self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_topic_closed"]})
-        elif message.text is not None or message.effective_attachment is not None:
-            kind = _uncopyable_kind(message)
-            if kind == "service message":
-                return  # topic created, pinned...: not for the patient
-            if kind is not None:
-                self.store.enqueue(chat_id, STAFF_NOTICE, {"text": self.texts["staff_uncopyable_out"].format(kind=kind)})
-                return
-            self.store.enqueue(chat_id, PATIENT_COPY, {"message_id": message.message_id})
-            self.store.add_transcript(chat_id, "staff", message.text or message.caption or "(media)")
+            event = StaffEdited(
+                sender.id, staff, copy_id, edit.text, edit.caption, json.dumps([e.to_dict() for e in entities])
+            )
+        else:
+            event = StaffWrote(
+                sender.id, staff, message.message_id, message.text, message.caption,
+                has_content=message.text is not None or message.effective_attachment is not None,
+                uncopyable=_uncopyable_kind(message),
+            )
+        before = self.conversation(handoff.chat_id)
+        self.carry_out(before, self.desk.staff(before, event))
 
-    def _staff_event(self, chat_id: int, event: Event, notice: str) -> None:
-        step = self.dialogue.handle(self.store.load_session(chat_id), event)
-        self.store.save_session(chat_id, step.state)
-        for action in step.actions:
-            self.perform(chat_id, action, None, lang=step.state.lang)
-        self.store.enqueue(chat_id, STAFF_NOTICE, {"text": notice})
+
+def _patient_message(message: Message) -> PatientMessage:
+    return PatientMessage(message.message_id, message.text, _uncopyable_kind(message), message.media_group_id)
 
 
 # Bot API: service messages, paid media, giveaways and invoices can't be copied, nor a quiz
@@ -737,18 +615,6 @@ def _uncopyable_kind(message: Message) -> str | None:
     if any(getattr(message, field, None) for field in _SERVICE_FIELDS):
         return "service message"
     return None
-
-
-def _chunks(text: str, size: int) -> list[str]:
-    """Split text for Telegram's 4,096-character limit, at line breaks where possible."""
-    chunks = []
-    while len(text) > size:
-        cut = text.rfind("\n", 0, size)
-        cut = cut if cut > size // 2 else size
-        chunks.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    chunks.append(text)
-    return chunks
 
 
 async def _answer_quietly(query: Any) -> None:

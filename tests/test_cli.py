@@ -164,3 +164,14 @@ def test_explain_names_the_words_that_made_a_message_urgent() -> None:
     assert "'open the mouth + cannot'" in urgent.stdout  # the red flag, then what says it is after surgery
     settled = run_bot("explain", "post op day 10, the redness looked worse on day 7 so an improvement. will it fade?")
     assert "urgent cues: -" in settled.stdout and "decision:    urgent" not in settled.stdout
+
+
+def test_the_console_knows_every_command_telegram_knows(knowledge) -> None:  # noqa: ANN001
+    texts = knowledge.texts
+    result = run_bot("chat", stdin="/help\n/forget\n1\n/human\nare you there?\n/end\n/quit\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"/forget - {texts['command_forget']}" in out and f"/end - {texts['command_end']}" in out
+    assert texts["forget_confirm"] in out and texts["forgotten"] in out  # /forget is a command, not a question
+    assert texts["human"] in out and "(passed on to staff)" in out
+    assert texts["handoff_ended_by_patient"] in out

@@ -23,8 +23,9 @@ from tests.conftest import ROOT
 
 def test_the_core_imports_without_telegram_or_storage() -> None:
     code = (
-        "import sys, bot.core.dialogue, bot.core.matcher, bot.core.analysis, bot.core.understanding, bot.core.explain;"
-        "bad = [m for m in ('telegram', 'sqlite3', 'asyncio', 'bot.knowledge_files') if m in sys.modules];"
+        "import sys, bot.core.dialogue, bot.core.matcher, bot.core.analysis, bot.core.understanding, bot.core.explain,"
+        " bot.core.desk, bot.core.outgoing, bot.core.commands, bot.core.flood;"
+        "bad = [m for m in ('telegram', 'sqlite3', 'asyncio', 'aiohttp', 'bot.knowledge_files') if m in sys.modules];"
         "print(bad)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)

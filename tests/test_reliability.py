@@ -69,7 +69,7 @@ async def test_a_relay_that_keeps_failing_is_recorded_and_staff_are_told(bot: Bo
     notice = await api.wait_for_message(bot.staff_chat_id, thread_id=thread, after=staff_before + 0, timeout=10,
                                         predicate=lambda m: "Could not deliver" in (m.get("text") or ""))
     assert "Bad Gateway" in notice["text"]
-    assert bot.store is not None and bot.store.failed_sends()[0][1] == "patient_copy"
+    assert bot.store is not None and bot.store.failed_sends()[0][1] == "StaffMessageToPatient"
 
 
 async def test_a_patient_who_blocked_the_bot_is_reported_to_staff(bot: BotHarness, api: FakeBotApi) -> None:
@@ -193,6 +193,7 @@ async def test_forged_and_replayed_callbacks_reach_nobody(bot: BotHarness, api: 
 
 async def test_retention_deletes_every_kind_of_old_personal_data_but_keeps_open_conversations(tmp_path: Path) -> None:
     from bot.core.booking import Booking
+    from bot.core.desk import Handoff
     from bot.core.dialogue import SessionState
     from bot.storage import Patient, Store
 
@@ -204,11 +205,10 @@ async def test_retention_deletes_every_kind_of_old_personal_data_but_keeps_open_
         store.add_transcript(chat, "patient", "old")
         store.add_unanswered(chat, "old question")
         store.add_booking(chat, Booking("Name", "+821012345678", "Saturday", ""))
-    store.open_handoff(1, "requested", urgent=False)
-    store.record_topic(1, 501)
+    store.save_handoff(Handoff(1, 501, "open", reason="requested"))
     store.link_messages(1, 10, 20, "to_staff")
-    store.close_handoff(1)
-    store.open_handoff(2, "requested", urgent=False)
+    store.save_handoff(Handoff(1, 501, "closed", reason="requested"))
+    store.save_handoff(Handoff(2, None, "open", reason="requested"))
     now[0] += 40 * 86_400
     store.add_transcript(1, "patient", "new")
     assert store.delete_older_than(now[0] - 30 * 86_400) > 0
@@ -280,7 +280,8 @@ async def test_sigkill_during_a_burst_loses_no_message_and_no_relay(api: FakeBot
 
 
 def test_in_memory_state_does_not_grow_with_patients_served() -> None:
-    from bot.telegram_app import ChatLocks, FloodGuard
+    from bot.core.flood import FloodGuard
+    from bot.telegram_app import ChatLocks
 
     guard = FloodGuard(burst=15, window=10.0)
     for chat in range(5_000):

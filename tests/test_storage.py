@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from bot.core.booking import Booking, BookingDraft
 from bot.core.dialogue import SessionState
+from bot.core.desk import Handoff
 from bot.storage import MIGRATIONS, Patient, Store
 
 
@@ -33,8 +35,7 @@ def test_sessions_handoffs_and_bookings_survive_a_restart(tmp_path: Path) -> Non
     state = SessionState(mode="bot", booking=BookingDraft(step="when", name="Ana", phone="+821012345678"))
     store.save_patient(Patient(42, "Ana", "Kim", "ana_k"))
     store.save_session(42, state)
-    store.open_handoff(7, "urgent", urgent=True)
-    store.record_topic(7, 1001)
+    store.save_handoff(Handoff(7, 1001, "open", urgent=True, reason="urgent"))
     store.add_booking(42, Booking("Ana", "+821012345678", "Saturday", ""))
     store.add_transcript(42, "patient", "hello")
     store.close()
@@ -61,3 +62,21 @@ def test_unanswered_questions_are_grouped_for_operators(tmp_path: Path) -> None:
         store.add_unanswered(1, question)
     assert {(q.lower(), n) for q, n in store.unanswered()} == {("price?", 2), ("is there parking", 1)}
     assert store.unanswered()[0][1] == 2  # most asked first
+
+
+def test_sends_queued_by_the_previous_version_are_still_delivered_after_an_upgrade(tmp_path: Path) -> None:
+    from bot.core.dialogue import Button
+    from bot.core.outgoing import NoticeToGeneral, TextToPatient
+
+    store = Store(tmp_path / "bot.db")
+    markup = {"inline_keyboard": [[{"text": "Scars", "callback_data": "faq:scars"}]]}
+    with sqlite3.connect(tmp_path / "bot.db") as db:  # rows as the previous version wrote them
+        db.execute("INSERT INTO outbox (chat_id, kind, payload, status, created_at) VALUES (5, 'patient_text', ?, 'pending', 0)",
+                   (json.dumps({"text": "Hello", "markup": markup}),))
+        db.execute("INSERT INTO outbox (chat_id, kind, payload, status, created_at) VALUES (5, 'staff_notice', ?, 'pending', 0)",
+                   (json.dumps({"text": "Gone", "general": True}),))
+        db.execute("INSERT INTO outbox (chat_id, kind, payload, status, created_at) VALUES (5, 'mystery', '{}', 'pending', 0)")
+    first, second, third = store.pending_sends(5)
+    assert first.send == TextToPatient("Hello", (Button("Scars", "faq:scars"),))
+    assert second.send == NoticeToGeneral("Gone")
+    assert third.send is None and "mystery" in third.problem  # reported and dropped, not a crash

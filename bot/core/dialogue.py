@@ -23,6 +23,7 @@ from bot.core.booking import (
     display_phone,
     normalise_phone,
 )
+from bot.core.commands import help_text
 from bot.core.knowledge import CONTACT_TOPIC, ClinicFacts, KnowledgeBase
 from bot.core.matcher import Match, Matcher
 from bot.core.text import MAX_ANALYSED_CHARS
@@ -306,7 +307,7 @@ class Dialogue:
         if isinstance(event, PatientCommand):
             return self._on_command(state, event.name)
         if isinstance(event, ContactShared):
-            return Step(state, (Reply(self.texts["help"]),))
+            return Step(state, (Reply(help_text(self.texts)),))
         return Step(state, (Reply(self.texts["unsupported_message"]),))
 
     def _on_text(self, state: SessionState, text: str) -> Step:
@@ -359,7 +360,7 @@ class Dialogue:
             return Step(state, (Reply(self.texts["not_in_handoff"]),))
         if name == "cancel":
             return Step(state, (Reply(self.texts["nothing_to_cancel"]),))
-        return Step(state, (Reply(self.texts["help"] + "\n\n" + self.texts["disclaimer"]),))
+        return Step(state, (Reply(help_text(self.texts) + "\n\n" + self.texts["disclaimer"]),))
 
     def _answer(
         self,

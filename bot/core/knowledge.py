@@ -34,6 +34,7 @@ TEXT_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "booking_summary": frozenset({"name", "phone", "when", "note"}),
     "staff_relay_failed": frozenset({"reason"}),
     "staff_relay_in_failed": frozenset({"reason"}),
+    "staff_card_failed": frozenset({"name", "chat_id", "reason"}),
     "staff_uncopyable": frozenset({"kind"}),
     "staff_uncopyable_out": frozenset({"kind"}),
 }
@@ -109,6 +110,7 @@ REQUIRED_TEXTS: tuple[str, ...] = (
     "staff_not_staff",
     "staff_relay_failed",
     "staff_relay_in_failed",
+    "staff_card_failed",
     "staff_uncopyable",
     "staff_uncopyable_out",
     "command_start",
