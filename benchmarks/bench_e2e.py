@@ -221,7 +221,7 @@ class BotSpec:
   token: "{info['token']}"
   api_base_url: {info['base_url']}
   staff_chat_id: {info['staff_chat_id']}
-  rate_limit: {{overall_per_second: 0, group_per_minute: 0}}
+  rate_limit: {{overall_per_second: 0, group_per_minute: 0, chat_per_second: 0}}
 storage: {{path: {json.dumps(str(workdir / 'bench.sqlite3'))}}}
 faq: {{path: {json.dumps(str(ROOT / 'faq'))}}}
 logging: {{level: WARNING}}

@@ -47,6 +47,7 @@ class WebhookConfig:
 class RateLimitConfig:
     overall_per_second: float = 30.0  # Telegram's limit for one bot
     group_per_minute: float = 20.0  # Telegram's limit per group chat
+    chat_per_second: float = 1.0  # Telegram's pace into one private chat (after a burst of a few)
 
 
 @dataclass(frozen=True)
@@ -230,10 +231,11 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._
             raise ConfigError(source, "telegram.webhook.url", "webhook mode needs the public https:// URL Telegram should call")
         if not webhook.secret_token or not all(ch.isalnum() or ch in "_-" for ch in webhook.secret_token) or len(webhook.secret_token) > 256:
             raise ConfigError(source, "telegram.webhook.secret_token", "webhook mode needs a secret of 1-256 characters A-Z, a-z, 0-9, _ or -")
-    rl = r.section(tg, "telegram.rate_limit", {"overall_per_second", "group_per_minute"})
+    rl = r.section(tg, "telegram.rate_limit", {"overall_per_second", "group_per_minute", "chat_per_second"})
     rate = RateLimitConfig(
         overall_per_second=r.number(rl, "telegram.rate_limit.overall_per_second", 30.0),
         group_per_minute=r.number(rl, "telegram.rate_limit.group_per_minute", 20.0),
+        chat_per_second=r.number(rl, "telegram.rate_limit.chat_per_second", 1.0),
     )
     storage = r.section(data, "storage", {"path", "retention_days"})
     faq = r.section(data, "faq", {"path"})

@@ -2,11 +2,13 @@
 
 Handlers only *enqueue* sends (in the same transaction that records the
 handled update), so a crash never loses a reply or a relay: whatever is still
-pending is sent after restart. One worker per patient conversation sends its
-entries in order; different conversations are sent concurrently.
+pending is sent after restart. Each conversation has two lanes (to the
+patient, into their staff topic), each sent in order, one send at a time;
+different lanes are sent concurrently.
 
-Sends go through :class:`bot.bot_api.BotApi`, which keeps Telegram's limits.
-Failures: 429 is waited out; network errors,
+Every send is one request of python-telegram-bot's ``Bot``; which one goes
+next is the :class:`bot.scheduler.Scheduler`'s choice (Telegram's limits,
+fairness, urgent first). Failures: a 429 pauses only its chat; network errors,
 timeouts and 5xx are retried with exponential backoff for ``retry_window``
 seconds, then the entry is marked failed with the reason and staff are told.
 Telegram's refusals (400/403) are not retried. What follows a failure (a new
@@ -19,16 +21,20 @@ as one message, because the group takes about 20 messages a minute.
 from __future__ import annotations
 
 import asyncio
+import datetime as dtm
 import json
 import logging
+import math
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton, MessageEntity, ReplyKeyboardMarkup, ReplyKeyboardRemove
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.warnings import PTBDeprecationWarning
 
-from bot.bot_api import BotApi, RetryLater
 from bot.core.commands import CLOSE_BUTTON_DATA
 from bot.core.outgoing import (
     CardToTopic,
@@ -44,6 +50,7 @@ from bot.core.outgoing import (
     StaffMessageToPatient,
     TextToPatient,
 )
+from bot.scheduler import Lane, Limits, Scheduler
 from bot.storage import OutboxEntry, Store
 
 log = logging.getLogger(__name__)
@@ -51,6 +58,9 @@ log = logging.getLogger(__name__)
 THREAD_GONE = ("message thread not found", "topic_deleted", "thread not found", "topic not found")
 TOPIC_ALREADY_GONE = THREAD_GONE + ("topic_id_invalid", "topic_closed", "topic_not_modified")
 MAX_TEXT = 4_096
+LOOK_AHEAD = 200  # pending sends read per conversation to find the head of each lane
+# Sends into the patient's own chat (their lane); everything else goes into the staff group.
+TO_PATIENT = (TextToPatient, StaffMessageToPatient, CorrectedTextToPatient, CorrectedCaptionToPatient)
 
 
 class Reports(Protocol):
@@ -68,34 +78,36 @@ class NoTopic(Exception):
 
 
 class OutboxSender:
-    """Sends pending outbox entries: one ordered worker per conversation, many conversations at once."""
+    """Delivers the outbox: a dispatcher asks the :class:`Scheduler` which lane goes next
+    (Telegram's limits, fairness); each lane's sends go in order, one at a time."""
 
     def __init__(
         self,
-        api: BotApi,
+        bot: Any,
         store: Store,
         staff_chat_id: int,
         reports: Reports,
         *,
+        limits: Limits = Limits(),
         retry_window: float = 60.0,
         first_delay: float = 0.5,
         max_delay: float = 15.0,
-        max_parallel: int = 512,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.api = api
+        """``bot``: python-telegram-bot's Bot (the application's): every send is one of its requests."""
+        self.bot = bot
         self.store = store
         self.staff_chat_id = staff_chat_id
         self.reports = reports
+        self.scheduler = Scheduler(limits)
         self.retry_window = retry_window
         self.first_delay = first_delay
         self.max_delay = max_delay
         self._clock = clock
         self._wake = asyncio.Event()
         self._woken: set[int] = set()  # conversations with new entries since the last dispatch
-        self._scan = True  # look at every pending conversation (start-up, after a worker ends)
-        self._busy: set[int] = set()
-        self._slots = asyncio.Semaphore(max_parallel)
+        self._scan = True  # look at every pending conversation (start-up)
+        self._failing: dict[int, tuple[float, float]] = {}  # entry id -> (first failure, next pause)
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._idle = asyncio.Event()
@@ -112,24 +124,27 @@ class OutboxSender:
         self._wake.set()
 
     async def run(self) -> None:
-        """Dispatch loop: starts a worker for every conversation with pending sends."""
+        """Dispatch loop: whenever the scheduler allows a send, deliver the head of that lane."""
         while not self._stopping:
             self._wake.clear()
-            if self._scan:
-                self._scan = False
-                candidates = set(self.store.chats_with_pending_sends()) | self._woken
-            else:
-                candidates = self._woken
-            self._woken = set()
-            for chat_id in candidates:
-                if chat_id not in self._busy:
-                    self._busy.add(chat_id)
-                    task = asyncio.create_task(self._work(chat_id), name=f"outbox:{chat_id}")
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-            if not self._busy:
+            self._look_at_outbox()
+            while True:
+                lane, wait = self.scheduler.next(self._clock())
+                if lane is None:
+                    break
+                task = asyncio.create_task(self._deliver_lane(lane), name=f"outbox:{lane[0]}:{lane[1]}")
+                self._tasks.add(task)
+                task.add_done_callback(self._finished)
+            if not len(self.scheduler) and not self._tasks:
                 self._idle.set()
-            await self._wake.wait()
+            try:
+                await asyncio.wait_for(self._wake.wait(), None if math.isinf(wait) else wait)
+            except asyncio.TimeoutError:
+                pass  # a pause or a budget is over
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._wake.set()  # the dispatcher looks again (and may find everything done)
 
     async def flush(self, timeout: float) -> None:
         """Wait (up to ``timeout``) until nothing is pending or in flight: used at shutdown."""
@@ -144,24 +159,43 @@ class OutboxSender:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.api.close()
 
-    # -- one conversation --------------------------------------------------------------
-    async def _work(self, chat_id: int) -> None:
+    # -- lanes ------------------------------------------------------------------------------
+    def _look_at_outbox(self) -> None:
+        """Tell the scheduler what waits at the head of each lane of the conversations woken."""
+        if self._scan:
+            self._scan = False
+            chats = set(self.store.chats_with_pending_sends()) | self._woken
+        else:
+            chats = self._woken
+        self._woken = set()
+        for chat_id in chats:
+            heads: dict[Lane, OutboxEntry] = {}
+            for entry in self.store.pending_sends(chat_id, LOOK_AHEAD):
+                heads.setdefault(self._lane(chat_id, entry.send), entry)
+            for lane in ((chat_id, "patient"), (chat_id, "staff")):
+                head = heads.get(lane)  # type: ignore[call-overload]
+                if head is None:
+                    self.scheduler.withdraw(lane)  # type: ignore[arg-type]
+                else:
+                    destination = chat_id if lane[1] == "patient" else self.staff_chat_id
+                    self.scheduler.offer(lane, destination, urgent=getattr(head.send, "urgent", False))  # type: ignore[arg-type]
+
+    @staticmethod
+    def _lane(chat_id: int, send: Send | None) -> Lane:
+        to_patient = send is None or isinstance(send, TO_PATIENT)
+        return (chat_id, "patient") if to_patient else (chat_id, "staff")
+
+    async def _deliver_lane(self, lane: Lane) -> None:
+        chat_id = lane[0]
+        retry_at = None
         try:
-            async with self._slots:
-                while not self._stopping:
-                    entries = self.store.pending_sends(chat_id)
-                    if not entries:
-                        return
-                    batch = self._batch(entries)
-                    await self._deliver(chat_id, batch)
+            entries = [e for e in self.store.pending_sends(chat_id, LOOK_AHEAD) if self._lane(chat_id, e.send) == lane]
+            if entries:
+                retry_at = await self._deliver(lane, self._batch(entries))
         finally:
-            # No await since the last empty look at the outbox: anything enqueued for this chat
-            # from here on wakes the dispatcher, which now sees the chat free.
-            self._busy.discard(chat_id)
-            if not self._busy and not self._woken and not self._scan:
-                self._idle.set()
+            self.scheduler.done(lane, self._clock(), retry_at=retry_at)
+            self.wake(chat_id)  # the lane's next send, if any, is offered again
 
     @staticmethod
     def _batch(entries: list[OutboxEntry]) -> list[OutboxEntry]:
@@ -178,57 +212,56 @@ class OutboxSender:
             size += 2 + len(_text_of(entry.send))
         return batch
 
-    async def _deliver(self, chat_id: int, batch: list[OutboxEntry]) -> None:
+    async def _deliver(self, lane: Lane, batch: list[OutboxEntry]) -> float | None:
+        """Send the batch once; returns when to try again after a failure worth retrying (else None)."""
+        chat_id = lane[0]
         ids = [e.id for e in batch]
         send = batch[0].send
         if send is None:
             self.store.mark_failed(ids, batch[0].problem)
             log.error("Outbox entry %s for chat %s dropped: %s", ids[0], chat_id, batch[0].problem)
-            return
-        started = self._clock()
-        delay = self.first_delay
-        reopened = False
-        while True:
+            return None
+        try:
             try:
                 await self._send(chat_id, send, batch)
-            except RetryLater as exc:
-                wait = exc.seconds
-                self.store.count_attempt(ids, f"429: retry after {wait}s")
-                await asyncio.sleep(wait)
-                continue
             except (BadRequest, NoTopic) as exc:
-                message = exc.message.lower() if isinstance(exc, BadRequest) else "no topic"
-                gone = isinstance(exc, NoTopic) or any(marker in message for marker in THREAD_GONE)
-                # Into the patient's topic and it is gone: the core decides (once) what opens a new one.
-                if gone and not reopened and _into_patients_topic(send):
-                    reopened = True
-                    if await self._carry_out_now(chat_id, self.reports.topic_gone(chat_id)):
-                        continue
-                if isinstance(exc, NoTopic):
-                    log.info("Send for chat %s dropped: the patient has no staff topic", chat_id)
-                    self.store.mark_sent(ids)  # nothing to deliver it to, and nobody to tell
-                    return
-                await self._give_up(chat_id, batch, f"Telegram refused it: {exc.message}")
-                return
-            except Forbidden as exc:
-                await self._give_up(chat_id, batch, f"not allowed: {exc.message}")
-                return
-            except TelegramError as exc:  # network errors, timeouts, 5xx
-                reason = f"{type(exc).__name__}: {exc.message}"
-                self.store.count_attempt(ids, reason)
-                if self._clock() - started >= self.retry_window:
-                    await self._give_up(chat_id, batch, reason)
-                    return
-                log.info("Send for chat %s failed (%s); retrying in %.1fs", chat_id, reason, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_delay)
-                continue
-            except Exception as exc:  # a bug must not wedge the conversation: record it and move on
-                log.exception("Unexpected error sending for chat %s", chat_id)
-                await self._give_up(chat_id, batch, f"internal error: {type(exc).__name__}")
-                return
+                # Into the patient's topic and it is gone: the core decides what opens a new one.
+                gone = isinstance(exc, NoTopic) or any(marker in exc.message.lower() for marker in THREAD_GONE)
+                if not (gone and _into_patients_topic(send) and await self._carry_out_now(chat_id, self.reports.topic_gone(chat_id))):
+                    raise
+                await self._send(chat_id, send, batch)
+        except RetryAfter as exc:
+            wait = _seconds(exc)
+            self.store.count_attempt(ids, f"429: retry after {wait:g}s")
+            # Telegram's word: only this chat (or the staff group) waits.
+            self.scheduler.pause(chat_id if lane[1] == "patient" else self.staff_chat_id, self._clock() + wait)
+            return None
+        except NoTopic:
+            log.info("Send for chat %s dropped: the patient has no staff topic", chat_id)
+            self.store.mark_sent(ids)  # nothing to deliver it to, and nobody to tell
+        except BadRequest as exc:
+            await self._give_up(chat_id, batch, f"Telegram refused it: {exc.message}")
+        except Forbidden as exc:
+            await self._give_up(chat_id, batch, f"not allowed: {exc.message}")
+        except TelegramError as exc:  # network errors, timeouts, 5xx
+            reason = f"{type(exc).__name__}: {exc.message}"
+            self.store.count_attempt(ids, reason)
+            now = self._clock()
+            first, pause = self._failing.get(ids[0], (now, self.first_delay))
+            if now - first >= self.retry_window:
+                self._failing.pop(ids[0], None)
+                await self._give_up(chat_id, batch, reason)
+                return None
+            self._failing[ids[0]] = (first, min(pause * 2, self.max_delay))
+            log.info("Send for chat %s failed (%s); retrying in %.1fs", chat_id, reason, pause)
+            return now + pause
+        except Exception as exc:  # a bug must not wedge the conversation: record it and move on
+            log.exception("Unexpected error sending for chat %s", chat_id)
+            await self._give_up(chat_id, batch, f"internal error: {type(exc).__name__}")
+        else:
             self.store.mark_sent(ids)
-            return
+        self._failing.pop(ids[0], None)
+        return None
 
     async def _carry_out_now(self, chat_id: int, sends: tuple[Send, ...]) -> bool:
         """Send what the core asked for ahead of the queue (a new topic); False when it asked nothing or it failed."""
@@ -254,48 +287,43 @@ class OutboxSender:
             self.wake(chat_id)
 
     # -- the Telegram calls: one per kind of send ---------------------------------------------
-    async def _call(self, method: str, **params: Any) -> Any:
-        return await self.api.call(method, **params)
-
     async def _send(self, chat_id: int, send: Send, batch: list[OutboxEntry]) -> None:
-        staff = self.staff_chat_id
+        bot, staff = self.bot, self.staff_chat_id
         if isinstance(send, TextToPatient):
-            await self._call("sendMessage", chat_id=chat_id, text=send.text, reply_markup=reply_markup(send))
+            await bot.send_message(chat_id, send.text, reply_markup=reply_markup(send))
         elif isinstance(send, StaffMessageToPatient):
-            copied = await self._call("copyMessage", chat_id=chat_id, from_chat_id=staff, message_id=send.staff_message_id)
-            self.store.link_messages(chat_id, copied["message_id"], send.staff_message_id, "to_patient")
+            copied = await bot.copy_message(chat_id, staff, send.staff_message_id)
+            self.store.link_messages(chat_id, copied.message_id, send.staff_message_id, "to_patient")
         elif isinstance(send, CorrectedTextToPatient):
-            await _unless_unchanged(self._call(
-                "editMessageText", chat_id=chat_id, message_id=send.patient_message_id, text=send.text,
-                entities=json.loads(send.entities) or None,  # a correction of bold or a link is a correction too
+            # With the entities: a correction of bold or a link is a correction too.
+            await _unless_unchanged(bot.edit_message_text(
+                send.text, chat_id, send.patient_message_id, entities=_entities(send.entities)
             ))
         elif isinstance(send, CorrectedCaptionToPatient):
-            await _unless_unchanged(self._call(
-                "editMessageCaption", chat_id=chat_id, message_id=send.patient_message_id, caption=send.caption,
-                caption_entities=json.loads(send.entities) or None,
+            await _unless_unchanged(bot.edit_message_caption(
+                chat_id, send.patient_message_id, caption=send.caption, caption_entities=_entities(send.entities)
             ))
         elif isinstance(send, OpenTopic):
             handoff = self.store.handoff(chat_id)
             if handoff is None or handoff.thread_id is None:  # idempotent: see OpenTopic
-                topic = await self._call("createForumTopic", chat_id=staff, name=send.name)
-                self.store.record_topic(chat_id, int(topic["message_thread_id"]))
+                topic = await bot.create_forum_topic(staff, send.name)
+                self.store.record_topic(chat_id, topic.message_thread_id)
         elif isinstance(send, CardToTopic):
-            close = {"inline_keyboard": [[{"text": send.close_label, "callback_data": CLOSE_BUTTON_DATA}]]}
-            await self._call(
-                "sendMessage", chat_id=staff, text=send.html, message_thread_id=self._topic(chat_id),
-                parse_mode=ParseMode.HTML, reply_markup=close,
-            )
+            close = InlineKeyboardMarkup([[InlineKeyboardButton(send.close_label, callback_data=CLOSE_BUTTON_DATA)]])
+            await bot.send_message(staff, send.html, message_thread_id=self._topic(chat_id), parse_mode=ParseMode.HTML, reply_markup=close)
         elif isinstance(send, PatientMessageToTopic):
             await self._relay(chat_id, send, batch)
         elif isinstance(send, NoticeToTopic):
             thread = send.thread_id if send.thread_id is not None else self._topic(chat_id)
-            await self._call("sendMessage", chat_id=staff, text=send.text, message_thread_id=thread)
+            await bot.send_message(staff, send.text, message_thread_id=thread)
         elif isinstance(send, NoticeToGeneral):
-            await self._call("sendMessage", chat_id=staff, text=send.text)
+            await bot.send_message(staff, send.text)
         elif isinstance(send, (DeleteTopic, CloseTopic)):
-            method = "deleteForumTopic" if isinstance(send, DeleteTopic) else "closeForumTopic"
             try:
-                await self._call(method, chat_id=staff, message_thread_id=send.thread_id)
+                if isinstance(send, DeleteTopic):
+                    await bot.delete_forum_topic(staff, send.thread_id)
+                else:
+                    await bot.close_forum_topic(staff, send.thread_id)
             except BadRequest as exc:
                 if not any(gone in exc.message.lower() for gone in TOPIC_ALREADY_GONE):
                     raise  # staff deleted or closed it already: done
@@ -303,16 +331,14 @@ class OutboxSender:
     async def _relay(self, chat_id: int, send: PatientMessageToTopic, batch: list[OutboxEntry]) -> None:
         thread = self._topic(chat_id)
         if len(batch) <= 1:
-            copied = await self._call(
-                "copyMessage", chat_id=self.staff_chat_id, from_chat_id=chat_id, message_id=send.patient_message_id, message_thread_id=thread
-            )
-            self.store.link_messages(chat_id, send.patient_message_id, copied["message_id"], "to_staff")
+            copied = await self.bot.copy_message(self.staff_chat_id, chat_id, send.patient_message_id, message_thread_id=thread)
+            self.store.link_messages(chat_id, send.patient_message_id, copied.message_id, "to_staff")
             return
         # Several texts waited (the staff group is rate limited): one message keeps staff current.
         texts = [e.send for e in batch if isinstance(e.send, PatientMessageToTopic)]
-        sent = await self._call("sendMessage", chat_id=self.staff_chat_id, text="\n\n".join(t.text or "" for t in texts), message_thread_id=thread)
+        sent = await self.bot.send_message(self.staff_chat_id, "\n\n".join(t.text or "" for t in texts), message_thread_id=thread)
         for text in texts:
-            self.store.link_messages(chat_id, text.patient_message_id, sent["message_id"], "to_staff")
+            self.store.link_messages(chat_id, text.patient_message_id, sent.message_id, "to_staff")
 
     def _topic(self, chat_id: int) -> int:
         """The patient's topic (opened by an OpenTopic queued before); NoTopic when there is none."""
@@ -320,6 +346,14 @@ class OutboxSender:
         if handoff is None or handoff.thread_id is None:
             raise NoTopic
         return handoff.thread_id
+
+
+def _seconds(exc: RetryAfter) -> float:
+    """Telegram's retry_after in seconds (python-telegram-bot 22 moves it from int to timedelta)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
 
 
 def _is_patient_text(send: Send | None) -> bool:
@@ -342,13 +376,17 @@ async def _unless_unchanged(call: Awaitable[Any]) -> None:
             raise  # (not modified: the patient's copy already says it)
 
 
-def reply_markup(send: TextToPatient) -> dict[str, Any] | None:
+def reply_markup(send: TextToPatient) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None:
     """A reply's choices as Telegram's reply_markup."""
     if send.buttons:
-        return {"inline_keyboard": [[{"text": b.label, "callback_data": b.data}] for b in send.buttons]}
+        return InlineKeyboardMarkup([[InlineKeyboardButton(b.label, callback_data=b.data)] for b in send.buttons])
     if send.keyboard:
-        rows = [[{"text": label, "request_contact": send.request_contact and i == 0}] for i, label in enumerate(send.keyboard)]
-        return {"keyboard": rows, "resize_keyboard": True}
+        rows = [[KeyboardButton(label, request_contact=(send.request_contact and i == 0) or None)] for i, label in enumerate(send.keyboard)]
+        return ReplyKeyboardMarkup(rows, resize_keyboard=True)
     if send.remove_keyboard:
-        return {"remove_keyboard": True}
+        return ReplyKeyboardRemove()
     return None
+
+
+def _entities(stored: str) -> list[MessageEntity] | None:
+    return [MessageEntity.de_json(e, None) for e in json.loads(stored)] or None

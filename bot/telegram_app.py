@@ -36,10 +36,9 @@ from typing import Any
 from telegram import BotCommand, ChatMemberAdministrator, ChatMemberOwner, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import NetworkError, RetryAfter, TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
+from telegram.ext import Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
 
 from bot.aiohttp_request import AiohttpRequest
-from bot.bot_api import BotApi
 from bot.config import Config
 from bot.core.commands import CLOSE_BUTTON_DATA, PATIENT_COMMANDS, parse_command
 from bot.core.desk import (
@@ -70,6 +69,7 @@ from bot.core.dialogue import (
 )
 from bot.core.outgoing import Send
 from bot.outbox import OutboxSender
+from bot.scheduler import Limits
 from bot.service import HEARTBEAT_SECONDS, current_health
 from bot.storage import Patient, Store
 
@@ -305,9 +305,8 @@ class FrontDesk:
         await check_setup(application, self.config)
         self._bot = application.bot
         rate = self.config.telegram.rate_limit
-        api = BotApi(application.bot.base_url, overall_per_second=rate.overall_per_second, group_per_minute=rate.group_per_minute)
-        await api.start()
-        self.sender = OutboxSender(api, self.store, self.staff_chat_id, self)
+        limits = Limits(rate.overall_per_second, rate.chat_per_second, group_per_minute=int(rate.group_per_minute))
+        self.sender = OutboxSender(application.bot, self.store, self.staff_chat_id, self, limits=limits)
         self._background.append(asyncio.create_task(self.sender.run(), name="outbox"))
         self._background.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         self._background.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
@@ -657,7 +656,6 @@ async def check_setup(application: Application, config: Config) -> None:
 
 def build_application(config: Config, dialogue: Dialogue, store: Store) -> Application:
     """The one place where python-telegram-bot is wired to the core and the store."""
-    rate = config.telegram.rate_limit
     desk = FrontDesk(config, dialogue, store)
     journal = UpdateJournal(store)
     desk.polling = JournalingUpdatesRequest(journal)
@@ -666,8 +664,6 @@ def build_application(config: Config, dialogue: Dialogue, store: Store) -> Appli
         .token(config.telegram.token)
         .base_url(config.telegram.api_base_url)
         .base_file_url(config.telegram.api_file_url)
-        # 429 answers are waited out and retried instead of dropped.
-        .rate_limiter(AIORateLimiter(overall_max_rate=rate.overall_per_second, group_max_rate=rate.group_per_minute, max_retries=100))
         # Many requests in flight, on aiohttp (see bot/aiohttp_request.py for why not httpx).
         .request(AiohttpRequest(64))
         .get_updates_request(desk.polling)

@@ -26,7 +26,7 @@ def write_process_config(tmp_path: Path, api: FakeBotApi, *, log_level: str = "W
   token: "{api.token}"
   api_base_url: {api.base_url}
   staff_chat_id: {api.staff_chat_id}
-  rate_limit: {{overall_per_second: 0, group_per_minute: 0}}
+  rate_limit: {{overall_per_second: 0, group_per_minute: 0, chat_per_second: 0}}
 storage: {{path: bot.sqlite3}}
 faq: {{path: {FAQ_DIR}}}
 logging: {{level: {log_level}}}
@@ -47,7 +47,7 @@ class BotHarness:
             api_file_url=api.base_file_url,
             staff_chat_id=self.staff_chat_id,
             # The fake server has no flood limits; tests run without ours unless they ask.
-            rate_limit=rate_limit or RateLimitConfig(0, 0),
+            rate_limit=rate_limit or RateLimitConfig(0, 0, 0),
         )
         self.config = replace(Config(telegram=telegram, storage_path=tmp_path / "bot.sqlite3", faq_path=FAQ_DIR), **config_changes)
         self.dialogue = build_dialogue(self.config)
@@ -108,6 +108,12 @@ class BotHarness:
     async def staff_says(self, thread_id: int | None, text: str | None = None, **fields: Any) -> int:
         """Post into the staff group (a topic, or the General topic with None); returns the update id."""
         return self.api.push_update(self.api.group_message(self.staff_chat_id, text, thread_id=thread_id, **fields))
+
+    async def wait_topic(self, chat_id: int) -> int:
+        """The patient's topic, once every send queued so far is out (the topic is opened in
+        the staff lane, independently of the patient's replies)."""
+        await self.desk.sender.flush(10)
+        return self.topic_of(chat_id)
 
     def topic_of(self, chat_id: int) -> int:
         assert self.store is not None

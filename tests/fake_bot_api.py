@@ -44,6 +44,7 @@ from aiohttp import web
 
 __all__ = [
     "Call",
+    "TelegramLimits",
     "EntityParseError",
     "FakeBotApi",
     "UploadedFile",
@@ -960,6 +961,55 @@ ADMIN_RIGHTS: dict[str, bool] = {
     "can_manage_topics": True,
 }
 
+# Methods that put a message into a chat: what Telegram's flood limits count.
+_LIMITED_METHODS = frozenset({
+    "sendmessage", "copymessage", "forwardmessage", "sendphoto", "senddocument", "sendvoice", "sendsticker",
+    "sendvideo", "sendaudio", "sendanimation", "sendvideonote", "sendmediagroup", "createforumtopic",
+})
+
+
+class TelegramLimits:
+    """Telegram's flood limits, enforced the way Telegram answers them: 429 with ``retry_after``.
+
+    At most ``overall_per_second`` messages in any second from the bot; into one private
+    chat about one a second with a burst of ``chat_burst``; into one group at most
+    ``group_per_minute`` in any 60 seconds. Refused requests do not count.
+    """
+
+    def __init__(self, overall_per_second: int = 30, chat_burst: int = 3, group_per_minute: int = 20) -> None:
+        self.overall_per_second, self.chat_burst, self.group_per_minute = overall_per_second, chat_burst, group_per_minute
+        self.refused: list[tuple[int, float]] = []  # (chat id, when): each 429 answered
+        self._overall: deque[float] = deque()
+        self._chats: dict[int, tuple[float, float]] = {}  # private chat -> (tokens, when counted)
+        self._groups: dict[int, deque[float]] = {}
+
+    def admit(self, chat_id: int, now: float) -> int | None:
+        """None when this message may go now (and it is counted), else Telegram's retry_after."""
+        while self._overall and now - self._overall[0] >= 1.0:
+            self._overall.popleft()
+        if len(self._overall) >= self.overall_per_second:
+            return self._refuse(chat_id, now, 1.0 - (now - self._overall[0]))
+        if chat_id < 0:
+            sent = self._groups.setdefault(chat_id, deque())
+            while sent and now - sent[0] >= 60.0:
+                sent.popleft()
+            if len(sent) >= self.group_per_minute:
+                return self._refuse(chat_id, now, 60.0 - (now - sent[0]))
+            sent.append(now)
+        else:
+            tokens, then = self._chats.get(chat_id, (float(self.chat_burst), now))
+            tokens = min(float(self.chat_burst), tokens + (now - then))
+            if tokens < 1.0:
+                return self._refuse(chat_id, now, 1.0 - tokens)
+            self._chats[chat_id] = (tokens - 1.0, now)
+        self._overall.append(now)
+        return None
+
+    def _refuse(self, chat_id: int, now: float, wait: float) -> int:
+        self.refused.append((chat_id, now))
+        return max(1, int(wait + 0.999))
+
+
 class FakeBotApi:
     """An in-process fake of the Telegram Bot API (see the module docstring)."""
 
@@ -1029,6 +1079,8 @@ class FakeBotApi:
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
         self._faults: dict[str, deque[_Fault]] = {}
         self._delays: dict[str, float] = {}
+        #: Telegram's flood limits, when enforced (``enforce_limits``); None: unlimited.
+        self.limits: TelegramLimits | None = None
 
         self._runner: web.AppRunner | None = None
         self._cond: asyncio.Condition | None = None
@@ -1216,6 +1268,11 @@ class FakeBotApi:
         Deterministic for a given seed; 0 turns it off.
         """
         self._random_faults = (share, status, random.Random(seed), {m.lower() for m in methods})
+
+    def enforce_limits(self, limits: TelegramLimits | None = None) -> TelegramLimits:
+        """Answer 429 with retry_after, as Telegram does, to sends over its flood limits."""
+        self.limits = limits or TelegramLimits()
+        return self.limits
 
     def delay(self, method: str, seconds: float) -> None:
         """Answer ``method`` ("*": every method) only after ``seconds``; 0 removes the delay."""
@@ -1498,6 +1555,11 @@ class FakeBotApi:
             await self._notify()  # arrival, for wait_for(..., answered=False)
             await self._apply_delay(canonical)
             self._raise_injected_fault(canonical)
+            if self.limits is not None and canonical.lower() in _LIMITED_METHODS:
+                chat = _as_int(call.params.get("chat_id"))
+                retry_after = self.limits.admit(chat, arrival) if chat is not None else None
+                if retry_after is not None:
+                    raise ApiError(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
             result = await self._handlers[canonical](call.params)
             status, body = 200, {"ok": True, "result": result}
         except ApiError as exc:

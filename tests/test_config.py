@@ -33,7 +33,7 @@ telegram:
   api_base_url: http://127.0.0.1:9999/bot
   staff_chat_id: -1001
   mode: polling
-  rate_limit: {{overall_per_second: 0, group_per_minute: 0}}
+  rate_limit: {{overall_per_second: 0, group_per_minute: 0, chat_per_second: 0}}
 storage: {{path: data/bot.db}}
 faq: {{path: ../faq}}
 logging: {{level: debug}}

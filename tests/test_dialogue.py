@@ -67,7 +67,7 @@ def test_urgent_gets_the_safety_reply_and_goes_to_staff(dialogue: Dialogue) -> N
     message = "i had my smas lift 2 days ago and the wound keeps bleeding through the dressing"
     step = dialogue.handle(SessionState(), PatientText(message))
     urgent = dialogue.texts["urgent"].format(emergency_number="119")  # Korea's, the config's default
-    assert step.actions[0] == Reply(urgent, remove_keyboard=True)  # safety advice first
+    assert step.actions[0] == Reply(urgent, remove_keyboard=True, urgent=True)  # safety advice first, ahead of any queue
     assert HandOff("urgent", message) in step.actions
     assert step.state.mode == "handoff"
     assert not any(e.answer in step.replies[0].text for e in dialogue.knowledge.entries)

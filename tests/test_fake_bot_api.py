@@ -380,6 +380,22 @@ async def test_delay_slows_a_method(api: FakeBotApi, bot: Bot) -> None:
     assert loop.time() - started < 0.2
 
 
+async def test_telegram_limits_refuse_with_retry_after_as_telegram_does(api: FakeBotApi, bot: Bot) -> None:
+    api.add_private_chat(USER)
+    limits = api.enforce_limits()
+    for n in range(3):  # a short burst into one chat is tolerated
+        await bot.send_message(USER, f"burst {n}")
+    with pytest.raises(RetryAfter):
+        await bot.send_message(USER, "one too many")
+    for n in range(20):  # 20 into a group in any minute, no more
+        await bot.send_message(STAFF, f"group {n}")
+    with pytest.raises(RetryAfter):
+        await bot.send_message(STAFF, "the 21st")
+    assert 55 <= api.calls[-1].response["parameters"]["retry_after"] <= 60  # the oldest leaves the window in a minute
+    assert [chat for chat, _ in limits.refused] == [USER, STAFF]
+    assert len(api.sent_messages(STAFF)) == 20  # refused messages are not delivered
+
+
 # --------------------------------------------------------------------------- getUpdates
 
 

@@ -62,7 +62,7 @@ async def test_a_redelivered_update_is_not_answered_twice(bot: BotHarness, api: 
 async def test_a_relay_that_keeps_failing_is_recorded_and_staff_are_told(bot: BotHarness, api: FakeBotApi) -> None:
     bot.desk.sender.retry_window = 0.2
     await bot.say(ANA, "/human")
-    thread = bot.topic_of(ANA)
+    thread = await bot.wait_topic(ANA)
     api.fail_randomly(1.0, status=502, methods=("copyMessage",))
     staff_before = len(api.sent_messages(bot.staff_chat_id, thread))
     await bot.staff_says(thread, "hello from staff")
@@ -74,7 +74,7 @@ async def test_a_relay_that_keeps_failing_is_recorded_and_staff_are_told(bot: Bo
 
 async def test_a_patient_who_blocked_the_bot_is_reported_to_staff(bot: BotHarness, api: FakeBotApi) -> None:
     await bot.say(ANA, "/human")
-    thread = bot.topic_of(ANA)
+    thread = await bot.wait_topic(ANA)
     api.block(ANA)
     await bot.staff_says(thread, "are you there?")
     notice = await api.wait_for_message(bot.staff_chat_id, lambda m: "blocked" in (m.get("text") or ""), thread_id=thread)
@@ -95,7 +95,7 @@ async def test_a_flooding_patient_gets_one_notice_and_does_not_hold_up_others(bo
 
 async def test_a_flooding_patient_cannot_flood_the_staff_group(bot: BotHarness, api: FakeBotApi) -> None:
     await bot.say(ANA, "/human")
-    thread = bot.topic_of(ANA)
+    thread = await bot.wait_topic(ANA)
     before = len(api.sent_messages(bot.staff_chat_id))
     for i in range(200):
         api.push_update(api.private_text(ANA, f"message {i}"))
@@ -112,7 +112,7 @@ async def test_forget_deletes_the_patients_data_and_their_staff_topic(bot: BotHa
     await bot.say(ANA, "/book")
     await bot.say(ANA, "Ana")
     await bot.say(ANA, "/human")
-    thread = bot.topic_of(ANA)
+    thread = await bot.wait_topic(ANA)
     confirm = await bot.say(ANA, "/forget")
     assert confirm["text"] == t["forget_confirm"]
     done = await bot.say(ANA, t["button_forget_yes"])
@@ -127,7 +127,7 @@ async def test_forget_deletes_the_patients_data_and_their_staff_topic(bot: BotHa
 async def test_forget_while_messages_wait_for_staff_does_not_open_a_new_topic(bot: BotHarness, api: FakeBotApi) -> None:
     t = bot.dialogue.texts
     await bot.say(ANA, "/human")
-    thread = bot.topic_of(ANA)
+    thread = await bot.wait_topic(ANA)
     await api.wait_for_message(bot.staff_chat_id, thread_id=thread)  # the card
     # The staff group is refusing sends for a moment, so her messages still wait for the
     # topic when she types /forget and confirms.
@@ -148,7 +148,7 @@ async def test_a_clinic_that_keeps_records_closes_the_topic_and_tells_the_patien
     try:
         t = bot.dialogue.texts
         await bot.say(ANA, "/human")
-        thread = bot.topic_of(ANA)
+        thread = await bot.wait_topic(ANA)
         await bot.say(ANA, "/forget")
         done = await bot.say(ANA, t["button_forget_yes"])
         assert done["text"] == t["forgotten_records_kept"]
@@ -173,7 +173,7 @@ async def test_forget_asks_first_and_no_keeps_everything(bot: BotHarness) -> Non
 
 async def test_forged_and_replayed_callbacks_reach_nobody(bot: BotHarness, api: FakeBotApi) -> None:
     await bot.say(ANA, "/human")
-    thread = bot.topic_of(ANA)
+    thread = await bot.wait_topic(ANA)
     card = await api.wait_for_message(bot.staff_chat_id, thread_id=thread)
     before = len(bot.sent_to(ANA))
     # A patient forging the staff button in their own chat: a stale button to them, no effect on Ana.
@@ -314,7 +314,7 @@ async def test_a_served_patient_leaves_no_lock_behind(bot: BotHarness) -> None:
 async def test_forget_after_staff_deleted_the_topic_still_answers_the_patient(bot: BotHarness, api: FakeBotApi) -> None:
     t = bot.dialogue.texts
     await bot.say(ANA, "/human")
-    api.delete_topic(bot.staff_chat_id, bot.topic_of(ANA))
+    api.delete_topic(bot.staff_chat_id, await bot.wait_topic(ANA))
     await bot.say(ANA, "/forget")
     calls_before = len(api.calls)
     done = await bot.say(ANA, t["button_forget_yes"])
@@ -343,3 +343,25 @@ async def test_a_passing_database_error_is_retried_within_seconds_not_at_the_nex
     assert not failures  # it did fail twice, and was handled without a restart
     other = await bot.say(BEN, "how long is recovery")  # and nobody else waited for it
     assert other["text"] == bot.dialogue.knowledge.entry("recovery").answer
+
+
+# -- Telegram's real limits ----------------------------------------------------------------------
+async def test_under_telegrams_limits_patients_are_answered_while_the_staff_group_waits(api: FakeBotApi, tmp_path: Path) -> None:
+    from bot.config import RateLimitConfig
+
+    limits = api.enforce_limits()  # 429 with retry_after past 30/s, ~1/s per chat, 20/min per group
+    bot = BotHarness(api, tmp_path, rate_limit=RateLimitConfig(30, 20, 1))
+    await bot.start()
+    try:
+        handed_off = range(2100, 2115)  # 15 topics and 15 cards: 30 messages for a group that takes 20 a minute
+        for chat in handed_off:
+            api.push_update(api.private_text(chat, "/human"))
+        for chat in handed_off:
+            assert (await api.wait_for_message(chat))["text"] == bot.dialogue.texts["human"]  # told at once
+        reply = await bot.say(ANA, "does it leave a scar")  # a new patient, while the group's minute is used up
+        assert reply["text"] == bot.dialogue.knowledge.entry("scars").answer
+        group = [c for c in api.calls if c.params.get("chat_id") == bot.staff_chat_id and c.method in ("sendMessage", "createForumTopic")]
+        assert len(group) == 20  # the minute's budget, used and not exceeded...
+        assert limits.refused == []  # ...so Telegram refused nothing
+    finally:
+        await bot.stop()

@@ -50,7 +50,7 @@ async def test_stickers_and_stale_buttons_get_a_gentle_reply(bot: BotHarness, ap
     assert api.answered_callbacks  # the button's spinner was stopped
 
 
-async def test_booking_end_to_end_posts_a_card_then_tells_the_patient(bot: BotHarness, api: FakeBotApi) -> None:
+async def test_booking_end_to_end_tells_the_patient_and_posts_a_card(bot: BotHarness, api: FakeBotApi) -> None:
     t = bot.dialogue.texts
     ask_name = await bot.say(ANA, "/book", first_name="Ana")
     assert ask_name["text"].endswith(t["booking_ask_name"])
@@ -66,22 +66,20 @@ async def test_booking_end_to_end_posts_a_card_then_tells_the_patient(bot: BotHa
     assert "+82 10-1234-5678" in summary["text"]
     confirmed = await bot.say(ANA, t["button_confirm"])
     assert confirmed["text"] == t["booking_confirmed"]
-    thread = bot.topic_of(ANA)
-    card = api.sent_messages(bot.staff_chat_id, thread)[0]
-    assert "Ana &lt;b&gt;Kim&lt;/b&gt;" not in card["text"]  # Telegram shows entities decoded...
-    assert "Ana <b>Kim</b>" in card["text"] and "+82 10-1234-5678" in card["text"] and "Weekday mornings" in card["text"]
-    # ...the card reached staff before the patient was told.
-    card_call = next(i for i, c in enumerate(api.calls) if c.method == "sendMessage" and c.params.get("message_thread_id"))
-    told_call = next(i for i, c in enumerate(api.calls) if c.method == "sendMessage" and c.params.get("text") == t["booking_confirmed"])
-    assert card_call < told_call
+    # The request was stored before the patient was told (the card may wait for the staff
+    # group's minute budget; the patient does not).
     assert bot.store is not None and bot.store.bookings(ANA)[0].phone == "+821012345678"
+    card = await api.wait_for_message(bot.staff_chat_id, predicate=lambda m: "Weekday mornings" in (m.get("text") or ""))
+    assert card.get("message_thread_id") == await bot.wait_topic(ANA)
+    assert "Ana &lt;b&gt;Kim&lt;/b&gt;" not in card["text"]  # Telegram shows entities decoded
+    assert "Ana <b>Kim</b>" in card["text"] and "+82 10-1234-5678" in card["text"]
 
 
 async def test_handoff_relays_both_ways_notes_stay_internal_and_close_returns_to_the_bot(bot: BotHarness, api: FakeBotApi) -> None:
     t = bot.dialogue.texts
     told = await bot.say(ANA, "connect me to a human pls", first_name="<b>x</b>", username="ana_k")
     assert told["text"] == t["human"]
-    thread = bot.topic_of(ANA)
+    thread = await bot.wait_topic(ANA)
     assert "&lt;b&gt;x&lt;/b&gt;" not in api.topics(bot.staff_chat_id)[thread]["name"]
     card = (await api.wait_for_message(bot.staff_chat_id, thread_id=thread))["text"]
     assert "<b>x</b>" in card and "@ana_k" in card and "connect me to a human pls" in card
@@ -121,7 +119,7 @@ async def test_handoff_relays_both_ways_notes_stay_internal_and_close_returns_to
 async def test_the_card_close_button_and_the_patients_end(bot: BotHarness, api: FakeBotApi) -> None:
     t = bot.dialogue.texts
     await bot.say(ANA, "/human")
-    thread = bot.topic_of(ANA)
+    thread = await bot.wait_topic(ANA)
     card = await api.wait_for_message(bot.staff_chat_id, thread_id=thread)
     before = len(bot.sent_to(ANA))
     api.push_update(api.callback_query(bot.staff_chat_id, "staff:close", card["message_id"], from_user_id=5550001))
@@ -142,7 +140,7 @@ async def test_two_patients_handed_off_at_once_never_cross(bot: BotHarness, api:
     await api.wait_for_message(ANA)
     await api.wait_for_message(BEN)
     await bot.barrier()
-    ana_topic, ben_topic = bot.topic_of(ANA), bot.topic_of(BEN)
+    ana_topic, ben_topic = await bot.wait_topic(ANA), await bot.wait_topic(BEN)
     assert ana_topic != ben_topic
     api.push_update(api.private_text(ANA, "ana's question"))
     api.push_update(api.private_text(BEN, "ben's question"))
@@ -168,17 +166,17 @@ async def test_messages_arriving_together_open_one_topic(bot: BotHarness, api: F
     await api.wait_for_message(bot.staff_chat_id, lambda m: "third" in (m.get("text") or ""))
     assert len(api.calls_to("createForumTopic")) == 1
     # In order; texts that waited together arrive as one message.
-    relayed = "\n\n".join(m.get("text") or "" for m in api.sent_messages(bot.staff_chat_id, bot.topic_of(ANA))[1:])
+    relayed = "\n\n".join(m.get("text") or "" for m in api.sent_messages(bot.staff_chat_id, await bot.wait_topic(ANA))[1:])
     assert relayed == "first\n\nsecond\n\nthird"
 
 
 async def test_a_deleted_topic_is_created_again(bot: BotHarness, api: FakeBotApi) -> None:
     await bot.say(ANA, "/human")
-    old = bot.topic_of(ANA)
+    old = await bot.wait_topic(ANA)
     api.delete_topic(bot.staff_chat_id, old)
     api.push_update(api.private_text(ANA, "still there?"))
     await api.wait_for_message(bot.staff_chat_id, lambda m: m.get("text") == "still there?")
-    new = bot.topic_of(ANA)
+    new = await bot.wait_topic(ANA)
     assert new != old
     assert [m.get("text") for m in api.sent_messages(bot.staff_chat_id, new)][-1] == "still there?"
 
@@ -187,7 +185,7 @@ async def test_urgent_gets_safety_advice_and_an_urgent_card(bot: BotHarness, api
     reply = await bot.say(ANA, "i had my smas lift 2 days ago and the wound keeps bleeding through the dressing")
     assert reply["text"] == bot.dialogue.texts["urgent"].format(emergency_number="119")  # the advice goes out before anything else
     await bot.barrier()
-    thread = bot.topic_of(ANA)
+    thread = await bot.wait_topic(ANA)
     card = await api.wait_for_message(bot.staff_chat_id, thread_id=thread)
     assert bot.dialogue.texts["staff_reason_urgent"] in card["text"]
     assert api.topics(bot.staff_chat_id)[thread]["name"].startswith("URGENT")
@@ -195,7 +193,7 @@ async def test_urgent_gets_safety_advice_and_an_urgent_card(bot: BotHarness, api
 
 async def test_nothing_from_outside_the_staff_topics_reaches_a_patient(bot: BotHarness, api: FakeBotApi) -> None:
     await bot.say(ANA, "/human")
-    thread = bot.topic_of(ANA)
+    thread = await bot.wait_topic(ANA)
     before = len(bot.sent_to(ANA))
     api.push_update(api.group_message(bot.staff_chat_id, "general topic chatter"))  # General topic
     api.add_group(-100777, is_forum=True)
@@ -210,7 +208,7 @@ async def test_nothing_from_outside_the_staff_topics_reaches_a_patient(bot: BotH
 async def test_restart_in_the_middle_of_a_handoff_and_of_a_booking(bot: BotHarness, api: FakeBotApi) -> None:
     t = bot.dialogue.texts
     await bot.say(ANA, "/human")
-    thread = bot.topic_of(ANA)
+    thread = await bot.wait_topic(ANA)
     await bot.say(BEN, "/book")
     await bot.say(BEN, "Ben")
     await bot.restart()
@@ -305,7 +303,7 @@ async def test_an_edit_during_a_handoff_reaches_staff_and_outside_one_is_ignored
     await bot.barrier()
     assert bot.sent_to(ANA)[-1]["message_id"] == answer["message_id"]  # no second answer
     await bot.say(ANA, "/human")
-    thread = bot.topic_of(ANA)
+    thread = await bot.wait_topic(ANA)
     question = api.private_text(ANA, "typo in thsi")
     api.push_update(question)
     await api.wait_for_message(bot.staff_chat_id, lambda m: m.get("text") == "typo in thsi", thread_id=thread)
@@ -322,7 +320,7 @@ async def test_a_429_is_waited_out_and_the_reply_still_arrives(bot: BotHarness, 
 
 async def test_patient_media_during_a_handoff_is_copied_to_the_topic(bot: BotHarness, api: FakeBotApi) -> None:
     await bot.say(ANA, "/human")
-    thread = bot.topic_of(ANA)
+    thread = await bot.wait_topic(ANA)
     photo = [{"file_id": "patient-photo", "file_unique_id": "pp", "width": 64, "height": 64}]
     before = len(bot.sent_to(ANA))
     api.push_update(api.private_message(ANA, photo=photo, caption="my scar today"))
@@ -335,7 +333,7 @@ async def test_patient_media_during_a_handoff_is_copied_to_the_topic(bot: BotHar
 async def test_only_staff_may_write_to_patients_and_close_their_conversations(bot: BotHarness, api: FakeBotApi) -> None:
     t = bot.dialogue.texts
     await bot.say(ANA, "/human")
-    thread = bot.topic_of(ANA)
+    thread = await bot.wait_topic(ANA)
     await api.wait_for_message(bot.staff_chat_id, thread_id=thread)  # the card
     patient_before = len(bot.sent_to(ANA))
     staff_before = len(api.sent_messages(bot.staff_chat_id, thread))
@@ -366,7 +364,7 @@ async def test_staff_can_be_an_explicit_list_of_user_ids(api: FakeBotApi, tmp_pa
     await bot.start()
     try:
         await bot.say(ANA, "/human")
-        thread = bot.topic_of(ANA)
+        thread = await bot.wait_topic(ANA)
         before = len(bot.sent_to(ANA))
         api.push_update(api.group_message(bot.staff_chat_id, "from the list", thread_id=thread, from_user_id=colleague))
         assert (await api.wait_for_message(ANA, after=before))["text"] == "from the list"
@@ -391,7 +389,7 @@ async def test_an_update_the_library_cannot_read_is_skipped_not_a_stall(bot: Bot
 
 async def test_a_staff_correction_corrects_the_patients_copy(bot: BotHarness, api: FakeBotApi) -> None:
     await bot.say(ANA, "/human")
-    thread = bot.topic_of(ANA)
+    thread = await bot.wait_topic(ANA)
     before = len(bot.sent_to(ANA))
     said = api.group_message(bot.staff_chat_id, "Your consultation is on Friday at 3 pm.", thread_id=thread)
     api.push_update(said)

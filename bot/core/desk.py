@@ -362,7 +362,7 @@ class Desk:
         return ()  # a notice or a patient's reply: logged by the adapter, nobody else to tell
 
     def _open_topic(self, conversation: Conversation, *, urgent: bool) -> OpenTopic:
-        return OpenTopic(topic_name(CardPatient(conversation.chat_id, conversation.name, conversation.username), urgent=urgent))
+        return OpenTopic(topic_name(CardPatient(conversation.chat_id, conversation.name, conversation.username), urgent=urgent), urgent)
 
 
 class _Work:
@@ -419,9 +419,9 @@ class _Work:
         """The reply as texts Telegram accepts (4,096 characters each); its choices go with the last."""
         chunks = _chunks(reply.text, MAX_TEXT)
         for chunk in chunks[:-1]:
-            self.effects.append(TextToPatient(chunk))
+            self.effects.append(TextToPatient(chunk, urgent=reply.urgent))
         self.effects.append(
-            TextToPatient(chunks[-1], reply.buttons, reply.keyboard, reply.request_contact, reply.remove_keyboard)
+            TextToPatient(chunks[-1], reply.buttons, reply.keyboard, reply.request_contact, reply.remove_keyboard, reply.urgent)
         )
         self.transcribe("bot", reply.text)
 
@@ -440,7 +440,7 @@ class _Work:
             transcript=conversation.recent,
             language=self.desk.dialogue.speaking(self.lang).texts["language_name"],
         )
-        self.effects.append(CardToTopic(html, self.desk.staff_texts["button_close"]))
+        self.effects.append(CardToTopic(html, self.desk.staff_texts["button_close"], urgent=reason == "urgent"))
 
     def forget(self) -> None:
         """Everything goes, sends still queued included; staff's topic goes too unless the clinic keeps records."""

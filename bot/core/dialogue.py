@@ -116,6 +116,7 @@ class Reply:
     keyboard: tuple[str, ...] = ()
     request_contact: bool = False
     remove_keyboard: bool = False
+    urgent: bool = False  # the safety advice: it goes out before anything else waiting
 
 
 @dataclass(frozen=True)
@@ -386,7 +387,8 @@ class Dialogue:
     def _hand_off(
         self, state: SessionState, reason: HandOffReason, question: str = "", *, reply: str | None = None, match: Match | None = None
     ) -> Step:
-        actions: tuple[Action, ...] = (HandOff(reason, question), Reply(reply or self.texts["human"], remove_keyboard=True))
+        said = Reply(reply or self.texts["human"], remove_keyboard=True, urgent=reason == "urgent")
+        actions: tuple[Action, ...] = (HandOff(reason, question), said)
         if reason == "urgent":
             # The safety advice goes out first: it must not wait for staff plumbing.
             actions = (actions[1], actions[0])
@@ -399,7 +401,7 @@ class Dialogue:
         if isinstance(event, ButtonPressed):
             return Step(state, (Reply(self.texts["handoff_waiting"]),))
         if isinstance(event, PatientText) and self.matcher.match(event.text).intent == "urgent":
-            return Step(state, (Reply(self._urgent_text()), RelayToStaff(), HandOff("urgent", event.text)))
+            return Step(state, (Reply(self._urgent_text(), urgent=True), RelayToStaff(), HandOff("urgent", event.text)))
         # Everything else, text or media, is for the coordinator: the bot stays quiet.
         return Step(state, (RelayToStaff(),))
 

@@ -27,6 +27,7 @@ class TextToPatient:
     keyboard: tuple[str, ...] = ()
     request_contact: bool = False
     remove_keyboard: bool = False
+    urgent: bool = False  # the safety reply: sent before anything else waiting
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class OpenTopic:
     a topic by the time this is sent keeps it (a replayed send never opens a second one)."""
 
     name: str
+    urgent: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class CardToTopic:
 
     html: str
     close_label: str
+    urgent: bool = False  # staff's alert of an urgent message: before anything else waiting
 
 
 @dataclass(frozen=True)
