@@ -227,7 +227,7 @@ faq: {{path: {json.dumps(str(ROOT / 'faq'))}}}
 logging: {{level: WARNING}}
 """
         )
-        return [PYTHON, "-m", "bot", "run", "--config", str(config)]
+        return [PYTHON, *(["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []), "-m", "bot", "run", "--config", str(config)]
 
 
 @dataclass
@@ -446,6 +446,7 @@ def report(results: list[Result]) -> str:
         row("peak RSS (VmHWM)", lambda r: fmt_mib(r.peak_rss_kib)),
         row("RSS after warm-up", lambda r: fmt_mib(r.warm_rss_kib)),
         row("bot CPU during load", lambda r: fmt_s(r.bot_cpu)),
+        row("bot CPU per answered message", lambda r: "-" if not r.bot_cpu or not r.answered else f"{r.bot_cpu / r.answered * 1000:.2f} ms"),
         row("fake server CPU during load", lambda r: fmt_s(r.server_cpu)),
         row("other calls to the chats", lambda r: ", ".join(f"{k} x{v}" for k, v in r.other_calls.items()) or "none"),
         row("failed calls", lambda r: "; ".join(f"{k} x{v}" for k, v in r.failed_calls.items()) or "none"),

@@ -32,7 +32,10 @@ Control API (JSON in, JSON out):
 
 Both clocks are the server's, so latencies never mix two processes' clocks.
 
-    python benchmarks/fake_server_process.py
+    python benchmarks/fake_server_process.py [--limits]
+
+With ``--limits`` the server keeps Telegram's flood limits (``tests.fake_bot_api.TelegramLimits``):
+sends past them are answered 429 with ``retry_after``, as Telegram answers them.
 """
 
 from __future__ import annotations
@@ -137,6 +140,8 @@ async def serve() -> None:
     threading.Thread(target=watch_stdin, daemon=True).start()
 
     async with FakeBotApi() as api:
+        if "--limits" in sys.argv[1:]:
+            api.enforce_limits()  # Telegram's flood limits: 429 with retry_after past them
         runner = web.AppRunner(control_app(api), access_log=None)
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -128,10 +128,8 @@ class OutboxSender:
         while not self._stopping:
             self._wake.clear()
             self._look_at_outbox()
-            while True:
-                lane, wait = self.scheduler.next(self._clock())
-                if lane is None:
-                    break
+            lanes, wait = self.scheduler.take(self._clock())
+            for lane in lanes:
                 task = asyncio.create_task(self._deliver_lane(lane), name=f"outbox:{lane[0]}:{lane[1]}")
                 self._tasks.add(task)
                 task.add_done_callback(self._finished)

@@ -13,11 +13,13 @@ so a patient's reply never waits for the staff group's minute budget.
 Choosing among lanes whose destination can take a message now:
 
 1. urgent first (the safety reply, the urgent card);
-2. then the lane served least recently: a patient writing for the first time
-   has never been served and goes ahead of every backlog, and busy lanes take
-   turns. In the staff group this shares the 20 a minute between handoffs, so
-   no chatty one starves the others (and what waits in one topic is sent as
-   one message by the sender).
+2. then the lane that has had the fewest sends lately (a count that fades
+   over ``FAIRNESS_SECONDS``), and among equals the one served least recently:
+   a patient writing for the first time goes ahead of every backlog, a card
+   that follows its new topic is not sent to the back of the queue, and busy
+   lanes take turns. In the staff group this shares the 20 a minute between
+   handoffs, so no chatty one starves the others (and what waits in one topic
+   is sent as one message by the sender).
 
 A 429 pauses only the destination it names (a chat, or the group);
 a failure that is retried later pauses only its lane.
@@ -32,6 +34,10 @@ from typing import Literal
 
 Lane = tuple[int, Literal["patient", "staff"]]  # (the patient's chat id, which way)
 NEVER = -math.inf
+# How long a lane's sends count against it: long enough to tell a backlog (a send every
+# couple of seconds) from a newcomer, short enough that a quiet lane is new again soon.
+FAIRNESS_SECONDS = 10.0
+WHOLE = 1.0 - 1e-9  # a token, give or take rounding (or waiting for it could take forever)
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,8 @@ class _LaneState:
     destination: int
     urgent: bool
     served: float = NEVER  # when it was last chosen, as a count of choices (never: first in line)
+    recent: float = 0.0  # its sends lately, fading (as of recent_at)
+    recent_at: float = 0.0
     busy: bool = False
     not_before: float = 0.0  # a retry waits for this
 
@@ -64,7 +72,12 @@ class Scheduler:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self._lanes: dict[Lane, _LaneState] = {}
-        self._overall: deque[float] = deque()  # sends of the last second
+        # The bot's 30 a second as a bucket with a small burst, so sends are spread evenly
+        # (one every ~37 ms) and a newcomer waits for the next slot, not for the next second:
+        # any second then holds at most burst + rate sends, within the limit.
+        self._overall_rate = limits.overall_per_second / (1.0 + limits.margin)
+        self._overall_burst = max(1.0, math.floor(limits.overall_per_second - self._overall_rate))
+        self._overall = (self._overall_burst, 0.0)  # (tokens, when counted)
         self._groups: dict[int, deque[float]] = {}  # sends of the last minute, per group
         self._chats: dict[int, tuple[float, float]] = {}  # private chat -> (tokens, when counted)
         self._paused: dict[int, float] = {}  # destination -> until (429)
@@ -101,41 +114,66 @@ class Scheduler:
     def next(self, now: float) -> tuple[Lane | None, float]:
         """The lane to send from now (marked busy, its message counted), or None and how
         many seconds until one may be ready (inf: nothing waits)."""
-        best: tuple[bool, float] | None = None
-        chosen: Lane | None = None
+        lanes, wait = self.take(now, 1)
+        return (lanes[0] if lanes else None), wait
+
+    def take(self, now: float, most: int | None = None) -> tuple[list[Lane], float]:
+        """Every lane that may send now (up to ``most``), best first, each marked busy and its
+        message counted; and how many seconds until another may be ready (inf: nothing waits).
+        One look at all lanes serves a whole batch: with many patients waiting, a look per send
+        would cost more than the send."""
         soonest = math.inf
-        overall_ready = self._overall_ready(now)
+        candidates = []
         for lane, state in self._lanes.items():
             if state.busy:
                 continue
-            ready = max(state.not_before, self._paused.get(state.destination, 0.0), overall_ready, self._destination_ready(state.destination, now))
+            ready = max(state.not_before, self._paused.get(state.destination, 0.0), self._destination_ready(state.destination, now))
             if ready > now:
                 soonest = min(soonest, ready)
                 continue
-            key = (not state.urgent, state.served)
-            if best is None or key < best:
-                best, chosen = key, lane
-        if chosen is None:
-            return None, (soonest - now if soonest < math.inf else math.inf)
-        state = self._lanes[chosen]
-        state.busy = True
-        self._choices += 1
-        state.served = self._choices
-        self._count(state.destination, now)
-        return chosen, 0.0
+            candidates.append(((not state.urgent, self._lately(state, now), state.served), lane))
+        candidates.sort()
+        chosen: list[Lane] = []
+        for _, lane in candidates:
+            if most is not None and len(chosen) >= most:
+                soonest = now
+                break
+            overall = self._overall_ready(now)
+            if overall > now:
+                soonest = min(soonest, overall)
+                break
+            state = self._lanes[lane]
+            ready = self._destination_ready(state.destination, now)  # lanes chosen before may have used it up
+            if ready > now:
+                soonest = min(soonest, ready)
+                continue
+            state.busy = True
+            self._choices += 1
+            state.served = self._choices
+            state.recent, state.recent_at = self._lately(state, now) + 1.0, now
+            self._count(state.destination, now)
+            chosen.append(lane)
+        return chosen, (soonest - now if soonest < math.inf else math.inf)
 
     def __len__(self) -> int:
         return len(self._lanes)
 
+    @staticmethod
+    def _lately(state: _LaneState, now: float) -> float:
+        if not state.recent:
+            return 0.0
+        return state.recent * math.exp(-(now - state.recent_at) / FAIRNESS_SECONDS)
+
     # -- budgets ------------------------------------------------------------------------------
     def _overall_ready(self, now: float) -> float:
-        rate = self.limits.overall_per_second
-        if not rate:
+        if not self.limits.overall_per_second:
             return 0.0
-        window = 1.0 + self.limits.margin
-        while self._overall and self._overall[0] + window <= now:  # (the same sum as below: no rounding gap)
-            self._overall.popleft()
-        return self._overall[0] + window if len(self._overall) >= rate else 0.0
+        tokens = self._overall_tokens(now)
+        return 0.0 if tokens >= WHOLE else now + (1.0 - tokens) / self._overall_rate
+
+    def _overall_tokens(self, now: float) -> float:
+        tokens, then = self._overall
+        return min(self._overall_burst, tokens + (now - then) * self._overall_rate)
 
     def _destination_ready(self, destination: int, now: float) -> float:
         if destination < 0:  # a group: at most group_per_minute in any 60 seconds
@@ -151,7 +189,7 @@ class Scheduler:
         if not rate or destination not in self._chats:
             return 0.0
         tokens = self._tokens(destination, now)
-        return 0.0 if tokens >= 1.0 else now + (1.0 - tokens) / self._refill
+        return 0.0 if tokens >= WHOLE else now + (1.0 - tokens) / self._refill
 
     def _tokens(self, chat: int, now: float) -> float:
         tokens, then = self._chats.get(chat, (float(self.limits.chat_burst), now))
@@ -159,7 +197,7 @@ class Scheduler:
 
     def _count(self, destination: int, now: float) -> None:
         if self.limits.overall_per_second:
-            self._overall.append(now)
+            self._overall = (self._overall_tokens(now) - 1.0, now)
         if destination < 0:
             if self.limits.group_per_minute:
                 self._groups.setdefault(destination, deque()).append(now)

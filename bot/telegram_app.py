@@ -36,7 +36,7 @@ from typing import Any
 from telegram import BotCommand, ChatMemberAdministrator, ChatMemberOwner, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import NetworkError, RetryAfter, TelegramError
-from telegram.ext import Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
+from telegram.ext import Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes, ExtBot, TypeHandler
 
 from bot.aiohttp_request import AiohttpRequest
 from bot.config import Config
@@ -169,13 +169,15 @@ class UpdateJournal:
         self.store = store
         self._written: set[int] = set()  # journaled from the raw answer, not yet queued
 
-    def write_raw(self, body: bytes) -> bytes:
-        """Journal a getUpdates answer; return it with every update python-telegram-bot
-        cannot read replaced by its bare update_id.
+    def write_raw(self, body: bytes, *, sanitise: bool = False) -> bytes:
+        """Journal a getUpdates answer; with ``sanitise``, return it with every update
+        python-telegram-bot cannot read replaced by its bare update_id.
 
         One unreadable update (Telegram adds fields and kinds before libraries follow)
         would make the library fail the whole batch and ask for it again forever:
         polling would stall for every patient. Its bare id still advances the offset.
+        (Checking costs a second parse of every update, so it is done only for a batch
+        the library just failed to read: see :class:`TolerantBot`.)
         """
         try:
             answer = json.loads(body)
@@ -185,6 +187,8 @@ class UpdateJournal:
         rows = [(u["update_id"], _raw_chat_id(u), json.dumps(u)) for u in updates if isinstance(u, dict) and "update_id" in u]
         self.store.journal_updates(rows)
         self._written.update(row[0] for row in rows)
+        if not sanitise:
+            return body
         parsed = [readable(u) for u in updates]
         if all(new is old for new, old in zip(parsed, updates)):
             return body
@@ -258,13 +262,34 @@ class JournalingUpdatesRequest(AiohttpRequest):
         super().__init__(1)
         self.journal = journal
         self.last_answer_at: float | None = None  # when Telegram last answered getUpdates
+        self.sanitise_next = False  # set by TolerantBot when the library could not read a batch
 
     async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
         status, body = await super().do_request(url, method, *args, **kwargs)
         if status == 200 and url.endswith("/getUpdates"):
-            body = self.journal.write_raw(body)
+            body = self.journal.write_raw(body, sanitise=self.sanitise_next)
+            self.sanitise_next = False
             self.last_answer_at = time.time()  # the heartbeat reports it: polling works
         return status, body
+
+
+class TolerantBot(ExtBot):  # type: ignore[type-arg]
+    """The application's Bot: a getUpdates batch the library cannot read is asked for again at
+    once, with the unreadable updates left out (a non-Telegram error there would end polling)."""
+
+    def __init__(self, token: str, *, polling: JournalingUpdatesRequest, **kwargs: Any) -> None:
+        super().__init__(token, get_updates_request=polling, **kwargs)
+        self._polling = polling  # (python-telegram-bot lets only _names be set on its objects)
+
+    async def get_updates(self, *args: Any, **kwargs: Any) -> tuple[Update, ...]:
+        try:
+            return await super().get_updates(*args, **kwargs)
+        except TelegramError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever the library raises while reading the batch
+            log.warning("A batch of updates could not be read (%s: %s); reading it again, one by one", type(exc).__name__, exc)
+            self._polling.sanitise_next = True
+            return await super().get_updates(*args, **kwargs)
 
 
 class JournalingQueue(asyncio.Queue):  # type: ignore[type-arg]
@@ -659,14 +684,17 @@ def build_application(config: Config, dialogue: Dialogue, store: Store) -> Appli
     desk = FrontDesk(config, dialogue, store)
     journal = UpdateJournal(store)
     desk.polling = JournalingUpdatesRequest(journal)
+    bot = TolerantBot(
+        config.telegram.token,
+        base_url=config.telegram.api_base_url,
+        base_file_url=config.telegram.api_file_url,
+        # Many requests in flight, on aiohttp (see bot/aiohttp_request.py for why not httpx).
+        request=AiohttpRequest(64),
+        polling=desk.polling,
+    )
     application = (
         ApplicationBuilder()
-        .token(config.telegram.token)
-        .base_url(config.telegram.api_base_url)
-        .base_file_url(config.telegram.api_file_url)
-        # Many requests in flight, on aiohttp (see bot/aiohttp_request.py for why not httpx).
-        .request(AiohttpRequest(64))
-        .get_updates_request(desk.polling)
+        .bot(bot)
         .update_queue(JournalingQueue(journal))
         .concurrent_updates(PerChatUpdateProcessor())
         .post_init(desk.start)
