@@ -1,8 +1,9 @@
-"""Command line: ``python -m bot [run|chat|ask|explain|faq check|eval|train|unanswered|backup|restore|health]``."""
+"""Command line: ``python -m bot [run|chat|ask|explain|faq check|eval|train|unanswered|report|backup|restore|health]``."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -217,6 +218,59 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0 if health.healthy else 1
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Handoffs, time to staff's first reply, ratings and unanswered questions over a period."""
+    import time
+
+    from bot.storage import Store
+
+    config = _config_or_none(args)
+    if config is None:
+        return 2
+    if not config.storage_path.exists():
+        print(f"No conversations stored yet ({config.storage_path} does not exist).")
+        return 0
+    import sqlite3
+
+    store = Store(config.storage_path, migrate=False)  # (a running bot's database: read only)
+    try:
+        report = store.report(time.time() - args.days * 86_400)
+    except sqlite3.OperationalError as exc:
+        print(f"{config.storage_path}: cannot be read for a report ({exc}); a database from an older "
+              "version is upgraded when the bot starts.", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(dataclasses.asdict(report), ensure_ascii=False))
+        return 0
+    waits = report.first_reply_seconds
+    print(f"The last {args.days} day(s):")
+    print(f"  handed to staff: {sum(report.handoffs.values())}"
+          + (f" ({', '.join(f'{reason} {n}' for reason, n in sorted(report.handoffs.items()))})" if report.handoffs else ""))
+    if waits:
+        median, slowest = waits[len(waits) // 2], waits[-1]
+        p90 = waits[min(len(waits) - 1, int(0.9 * len(waits)))]
+        print(f"  staff's first reply: median {_duration(median)}, 90% within {_duration(p90)}, slowest {_duration(slowest)}")
+    print(f"  still waiting for staff's first reply: {report.still_waiting}; ended before staff replied: {report.closed_unanswered}")
+    rated = report.helpful + report.unhelpful
+    print(f"  ratings after staff closed: {report.helpful} helpful, {report.unhelpful} not helpful"
+          + (f" ({report.helpful / rated:.0%} helpful)" if rated else ""))
+    if report.unanswered:
+        print("  questions the FAQ did not answer, most asked first:")
+        for question, count in report.unanswered:
+            print(f"    {count:4d}  {question}")
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5_400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3_600:.1f} h"
+
+
 def cmd_unanswered(args: argparse.Namespace) -> int:
     """What patients asked that the FAQ did not answer, most asked first."""
     from bot.knowledge_files import EXAMPLES_FILE, resolve_faq_paths
@@ -349,6 +403,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = faq_sub.add_parser("check", help="validate the FAQ, intents and language files")
     check.add_argument("path", nargs="?", help="FAQ folder or FAQ file (default: faq/)")
     check.set_defaults(func=cmd_faq_check)
+
+    report = sub.add_parser("report", help="handoffs, staff's reply times, ratings and unanswered questions over a period")
+    report.add_argument("--config", help="config file (its storage.path is read)")
+    report.add_argument("--days", type=int, default=30, help="how many days back (default 30)")
+    report.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    report.set_defaults(func=cmd_report)
 
     unanswered = sub.add_parser("unanswered", help="questions patients asked that the FAQ did not answer")
     unanswered.add_argument("--config", help="config file (its storage.path is read)")

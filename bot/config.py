@@ -12,9 +12,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from bot.core.hours import HoursError, StaffHours
 from bot.core.knowledge import ClinicFacts
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +78,9 @@ class Config:
     # After a patient's /forget: False deletes their staff topic too; True keeps it (closed)
     # as the clinic's record, and the patient is told so.
     staff_keep_records: bool = False
+    # When coordinators answer (staff.hours; None: not said), in the clinic's time zone.
+    staff_hours: StaffHours | None = None
+    timezone: str = "Asia/Seoul"
     # Personal data older than this many days is deleted while the bot runs (see
     # Store.delete_older_than); 0 keeps it. A year: long enough for a patient to come back
     # for a consultation and find their history, short enough not to keep strangers' data.
@@ -250,7 +255,20 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._
     region = r.text(booking, "booking.phone_region", "KR").upper()
     if len(region) != 2 or not region.isalpha():
         raise ConfigError(source, "booking.phone_region", f"must be a two-letter country code such as KR, found {region!r}")
-    staff = r.section(data, "staff", {"transcript_lines", "user_ids", "keep_records"})
+    staff = r.section(data, "staff", {"transcript_lines", "user_ids", "keep_records", "hours", "timezone", "reply_within_minutes"})
+    timezone = r.text(staff, "staff.timezone", "Asia/Seoul") or "Asia/Seoul"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(source, "staff.timezone", f"{timezone!r} is not a time zone such as Asia/Seoul") from None
+    hours_entries = staff.get("hours") or {}
+    if not isinstance(hours_entries, dict):
+        raise ConfigError(source, "staff.hours", "must map days to hours, e.g. {mon-fri: \"09:00-18:00\", sat: \"10:00-14:00\"}")
+    try:
+        within = r.number(staff, "staff.reply_within_minutes", 30, integer=True, minimum=1)
+        staff_hours = StaffHours.parse({str(k): str(v) for k, v in hours_entries.items()}, within) if hours_entries else None
+    except HoursError as exc:
+        raise ConfigError(source, "staff.hours", str(exc)) from None
     keep_records = staff.get("keep_records", False)
     if not isinstance(keep_records, bool):
         raise ConfigError(source, "staff.keep_records", f"must be true or false, found {keep_records!r}")
@@ -276,6 +294,8 @@ def _build(data: dict[str, Any], source: Path | None, env: dict[str, str] | os._
         transcript_lines=r.number(staff, "staff.transcript_lines", 12, integer=True, minimum=0),
         staff_user_ids=frozenset(staff_ids),
         staff_keep_records=keep_records,
+        staff_hours=staff_hours,
+        timezone=timezone,
         retention_days=r.number(storage, "storage.retention_days", DEFAULT_RETENTION_DAYS, integer=True, minimum=0),
         clinic=clinic,
         health_port=r.number(health, "health.port", 0, integer=True, minimum=0),

@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 THREAD_GONE = ("message thread not found", "topic_deleted", "thread not found", "topic not found")
 TOPIC_ALREADY_GONE = THREAD_GONE + ("topic_id_invalid", "topic_closed", "topic_not_modified")
 MAX_TEXT = 4_096
+TOPIC_REOPENS = 3  # new topics opened for one send whose topic keeps disappearing
 LOOK_AHEAD = 200  # pending sends read per conversation to find the head of each lane
 # Sends into the patient's own chat (their lane); everything else goes into the staff group.
 TO_PATIENT = (TextToPatient, StaffMessageToPatient, CorrectedTextToPatient, CorrectedCaptionToPatient)
@@ -220,14 +221,18 @@ class OutboxSender:
             log.error("Outbox entry %s for chat %s dropped: %s", ids[0], chat_id, batch[0].problem)
             return None
         try:
-            try:
-                await self._send(chat_id, send, batch)
-            except (BadRequest, NoTopic) as exc:
-                # Into the patient's topic and it is gone: the core decides what opens a new one.
-                gone = isinstance(exc, NoTopic) or any(marker in exc.message.lower() for marker in THREAD_GONE)
-                if not (gone and _into_patients_topic(send) and await self._carry_out_now(chat_id, self.reports.topic_gone(chat_id))):
-                    raise
-                await self._send(chat_id, send, batch)
+            for attempt in range(TOPIC_REOPENS + 1):
+                try:
+                    await self._send(chat_id, send, batch)
+                    break
+                except (BadRequest, NoTopic) as exc:
+                    # Into the patient's topic and it is gone: the core decides what opens a new one.
+                    # (A few times: staff may delete the new topic too while it is being opened.)
+                    gone = isinstance(exc, NoTopic) or any(marker in exc.message.lower() for marker in THREAD_GONE)
+                    if attempt == TOPIC_REOPENS or not (gone and _into_patients_topic(send)):
+                        raise
+                    if not await self._carry_out_now(chat_id, self.reports.topic_gone(chat_id)):
+                        raise
         except RetryAfter as exc:
             wait = _seconds(exc)
             self.store.count_attempt(ids, f"429: retry after {wait:g}s")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -88,7 +89,10 @@ class InstanceLock:
         self.release()
 
 
-def backup_database(database: Path, target: Path) -> None:
+BACKUP_STEP_PAGES = 4_096  # 16 MB at a time: the bot's own writes go on between steps
+
+
+def backup_database(database: Path, target: Path, *, progress: Callable[[int, int, int], object] | None = None) -> None:
     """A consistent copy of ``database`` at ``target``, safe while the bot writes to it.
 
     SQLite's online backup API copies a snapshot page by page; the copy is written
@@ -105,7 +109,7 @@ def backup_database(database: Path, target: Path) -> None:
     try:
         copy = sqlite3.connect(str(partial))
         try:
-            source.backup(copy)
+            source.backup(copy, pages=BACKUP_STEP_PAGES, progress=progress)
             # The copy stands alone: one file, no -wal beside it.
             copy.execute("PRAGMA journal_mode=DELETE")
             problem = _integrity_problem(copy)

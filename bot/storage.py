@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,23 @@ MIGRATIONS: tuple[str, ...] = (
         last_poll_at REAL
     );
     """,
+    # 4: the patients' ratings of staff's help, and each handoff's moments, for `report`.
+    """
+    CREATE TABLE ratings (
+        id          INTEGER PRIMARY KEY,
+        chat_id     INTEGER NOT NULL,
+        helpful     INTEGER NOT NULL,
+        created_at  REAL NOT NULL
+    );
+    CREATE TABLE handoff_events (
+        id          INTEGER PRIMARY KEY,
+        chat_id     INTEGER NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('opened', 'staff_replied', 'closed')),
+        reason      TEXT NOT NULL DEFAULT '',
+        created_at  REAL NOT NULL
+    );
+    CREATE INDEX handoff_events_chat ON handoff_events (chat_id, id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -173,6 +191,19 @@ class ServiceStatus:
     pending_sends: int
     oldest_pending_at: float | None
     failed_sends: int
+
+
+@dataclass(frozen=True)
+class Report:
+    """`python -m bot report`: what the clinic's coordinators and the assistant did in a period."""
+
+    handoffs: dict[str, int]  # opened, by reason
+    first_reply_seconds: list[float]  # from handing off to staff's first message, sorted
+    still_waiting: int  # handed off, no staff reply yet
+    closed_unanswered: int  # ended (or handed off again) before staff wrote
+    helpful: int
+    unhelpful: int
+    unanswered: list[tuple[str, int]]  # questions the FAQ did not answer, most asked first
 
 
 @dataclass(frozen=True)
@@ -456,6 +487,48 @@ class Store:
             failed_sends=int(failed),
         )
 
+    # -- ratings and the handoffs' moments, for `report` -----------------------------------------
+    def add_rating(self, chat_id: int, *, helpful: bool) -> None:
+        self._db.execute("INSERT INTO ratings (chat_id, helpful, created_at) VALUES (?, ?, ?)", (chat_id, int(helpful), self._clock()))
+
+    def log_handoff(self, chat_id: int, kind: str, reason: str = "") -> None:
+        self._db.execute(
+            "INSERT INTO handoff_events (chat_id, kind, reason, created_at) VALUES (?, ?, ?, ?)", (chat_id, kind, reason, self._clock())
+        )
+
+    def report(self, since: float) -> Report:
+        """What happened since ``since`` (a Unix time): handoffs, first staff replies, ratings, unanswered questions."""
+        db = self._db
+        opened = Counter({r[0]: int(r[1]) for r in db.execute(
+            "SELECT reason, COUNT(*) FROM handoff_events WHERE kind = 'opened' AND created_at >= ? GROUP BY reason", (since,))})
+        waits: list[float] = []
+        unanswered_handoffs = 0
+        events = db.execute(
+            "SELECT chat_id, kind, created_at FROM handoff_events WHERE created_at >= ? ORDER BY chat_id, id", (since,)
+        ).fetchall()
+        waiting_since: dict[int, float] = {}
+        for chat_id, kind, at in events:
+            if kind == "opened":
+                if chat_id in waiting_since:
+                    unanswered_handoffs += 1
+                waiting_since[chat_id] = at
+            elif chat_id in waiting_since:
+                opened_at = waiting_since.pop(chat_id)
+                if kind == "staff_replied":
+                    waits.append(at - opened_at)
+                else:
+                    unanswered_handoffs += 1  # closed before anyone wrote to the patient
+        ratings = dict(db.execute(
+            "SELECT helpful, COUNT(*) FROM ratings WHERE created_at >= ? GROUP BY helpful", (since,)).fetchall())
+        questions = db.execute(
+            "SELECT LOWER(question), COUNT(*) AS n FROM unanswered WHERE created_at >= ? GROUP BY LOWER(question) "
+            "ORDER BY n DESC, LOWER(question) LIMIT 20", (since,)).fetchall()
+        return Report(
+            handoffs=dict(opened), first_reply_seconds=sorted(waits), still_waiting=len(waiting_since),
+            closed_unanswered=unanswered_handoffs, helpful=int(ratings.get(1, 0)), unhelpful=int(ratings.get(0, 0)),
+            unanswered=[(q, int(n)) for q, n in questions],
+        )
+
     # -- privacy ---------------------------------------------------------------------------------
     def forget(self, chat_id: int) -> None:
         """Delete everything stored about a patient, queued sends included (a message waiting
@@ -467,7 +540,7 @@ class Store:
                 self._db.execute(
                     "INSERT OR REPLACE INTO forgotten_topics (thread_id, forgotten_at) VALUES (?, ?)", (handoff.thread_id, self._clock())
                 )
-            for table in ("sessions", "patients", "handoffs", "message_links", "bookings", "transcript", "unanswered"):
+            for table in ("sessions", "patients", "handoffs", "message_links", "bookings", "transcript", "unanswered", "ratings", "handoff_events"):
                 self._db.execute(f"DELETE FROM {table} WHERE chat_id = ?", (chat_id,))  # noqa: S608 - fixed table names
             self._db.execute("UPDATE inbox SET payload = '' WHERE chat_id = ?", (chat_id,))
             self._db.execute("DELETE FROM outbox WHERE chat_id = ?", (chat_id,))
@@ -487,6 +560,8 @@ class Store:
             for statement in (
                 "DELETE FROM transcript WHERE created_at < ?",
                 "DELETE FROM unanswered WHERE created_at < ?",
+                "DELETE FROM ratings WHERE created_at < ?",
+                "DELETE FROM handoff_events WHERE created_at < ?",
                 "DELETE FROM bookings WHERE created_at < ?",
                 "DELETE FROM message_links WHERE created_at < ?",
                 "DELETE FROM handoffs WHERE status = 'closed' AND COALESCE(closed_at, opened_at) < ?",

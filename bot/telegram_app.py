@@ -31,6 +31,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from zoneinfo import ZoneInfo
 from typing import Any
 
 from telegram import BotCommand, ChatMemberAdministrator, ChatMemberOwner, Message, Update
@@ -42,10 +43,12 @@ from bot.aiohttp_request import AiohttpRequest
 from bot.config import Config
 from bot.core.commands import CLOSE_BUTTON_DATA, PATIENT_COMMANDS, parse_command
 from bot.core.desk import (
+    RECORDS,
     Conversation,
     Desk,
     ForgetEverything,
     FromPatient,
+    LogHandoff,
     Outcome,
     PatientEdited,
     PatientMessage,
@@ -55,6 +58,7 @@ from bot.core.desk import (
     StaffPressedClose,
     StaffWrote,
     StoreBooking,
+    StoreRating,
     Transcribe,
 )
 from bot.core.dialogue import (
@@ -311,7 +315,10 @@ class FrontDesk:
 
     def __init__(self, config: Config, dialogue: Dialogue, store: Store) -> None:
         self.config = config
-        self.desk = Desk(dialogue, transcript_lines=config.transcript_lines, keep_records=config.staff_keep_records)
+        self.desk = Desk(
+            dialogue, transcript_lines=config.transcript_lines, keep_records=config.staff_keep_records, hours=config.staff_hours
+        )
+        self.clinic_time = ZoneInfo(config.timezone)
         self.store = store
         self.staff_chat_id = config.telegram.staff_chat_id
         self._saved_names: OrderedDict[int, tuple[str, str, str]] = OrderedDict()  # bounded: skips unchanged writes
@@ -450,7 +457,8 @@ class FrontDesk:
                 outcome = self.desk.patient_edited(before, PatientEdited(_patient_message(update.edited_message)))
             elif (event := self.event_for(update)) is not None:
                 message = _patient_message(update.message) if update.message is not None else None
-                outcome = self.desk.patient(before, FromPatient(event, message, time.monotonic()))
+                written = update.message.date if update.message is not None else dtm.datetime.now(dtm.timezone.utc)
+                outcome = self.desk.patient(before, FromPatient(event, message, time.monotonic(), written.astimezone(self.clinic_time)))
             else:
                 outcome = Outcome(before)
             self.carry_out(before, outcome)
@@ -496,6 +504,10 @@ class FrontDesk:
             elif isinstance(effect, ForgetEverything):
                 self.store.forget(chat_id)
                 self._saved_names.pop(chat_id, None)
+            elif isinstance(effect, StoreRating):
+                self.store.add_rating(chat_id, helpful=effect.helpful)
+            elif isinstance(effect, LogHandoff):
+                self.store.log_handoff(chat_id, effect.kind, effect.reason)
             else:
                 self.store.enqueue(chat_id, effect)
 
@@ -525,7 +537,7 @@ class FrontDesk:
             before = self.conversation(chat_id)
             outcome = self.desk.topic_gone(before)
             self.carry_out(before, replace(outcome, effects=()))
-        return tuple(e for e in outcome.effects if not isinstance(e, (Transcribe, RecordUnanswered, StoreBooking, ForgetEverything)))
+        return tuple(e for e in outcome.effects if not isinstance(e, RECORDS))  # type: ignore[misc]
 
     def send_failed(self, chat_id: int, send: Send, reason: str) -> None:
         for notice in self.desk.send_failed(self.conversation(chat_id), SendFailed(send, reason)):

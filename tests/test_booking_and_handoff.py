@@ -133,7 +133,7 @@ def test_handoff_relays_everything_and_end_gives_the_patient_back(dialogue: Dial
 def test_staff_close_and_reopen(dialogue: Dialogue) -> None:
     handed = run(dialogue, PatientCommand("human"))
     closed = dialogue.handle(handed.state, StaffClosed())
-    assert closed.state.mode == "bot" and closed.replies[0].text == dialogue.texts["handoff_ended_by_staff"]
+    assert closed.state.mode == "bot" and closed.replies[0].text.startswith(dialogue.texts["handoff_ended_by_staff"])
     assert dialogue.handle(closed.state, PatientText("does it leave a scar")).replies[0].text == dialogue.knowledge.entry("scars").answer
     reopened = dialogue.handle(closed.state, StaffReopened())
     assert reopened.state.mode == "handoff"

@@ -129,6 +129,30 @@ def test_unanswered_lists_what_patients_asked_most_first(tmp_path: Path) -> None
     assert "faq/examples.yaml" in result.stdout  # where to teach the bot what it missed
 
 
+def test_report_summarises_handoffs_reply_times_and_ratings(tmp_path: Path) -> None:
+    import time
+
+    from bot.storage import Store
+
+    now = [time.time() - 3_600]
+    store = Store(tmp_path / "bot.db", clock=lambda: now[0])
+    store.log_handoff(1, "opened", "urgent")
+    now[0] += 240
+    store.log_handoff(1, "staff_replied")
+    store.add_rating(1, helpful=True)
+    store.add_unanswered(2, "is there parking")
+    store.close()
+    config = tmp_path / "config.yaml"
+    config.write_text("storage: {path: bot.db}\n")
+    result = run_bot("report", "--config", str(config), "--days", "7")
+    assert result.returncode == 0, result.stderr
+    assert "handed to staff: 1 (urgent 1)" in result.stdout
+    assert "median 4 min" in result.stdout and "1 helpful, 0 not helpful (100% helpful)" in result.stdout
+    assert "is there parking" in result.stdout
+    as_json = json.loads(run_bot("report", "--config", str(config), "--json").stdout)
+    assert as_json["first_reply_seconds"] == [240.0] and as_json["helpful"] == 1
+
+
 def test_ask_jsonl_reports_the_language_it_answered_in(knowledge) -> None:  # noqa: ANN001
     result = run_bot("ask", "--jsonl", stdin="흉터 많이 남아요?\ndoes it leave a scar\n")
     korean, english = (json.loads(line) for line in result.stdout.splitlines())

@@ -78,6 +78,9 @@ def test_environment_overrides_token_and_log_level(tmp_path: Path) -> None:
         ("staff: {user_ids: '@mina'}", "staff.user_ids", "list of Telegram user ids"),
         ("staff: {user_ids: [123, mina]}", "staff.user_ids", "list of Telegram user ids"),
         ("staff: {keep_records: sometimes}", "staff.keep_records", "true or false"),
+        ("staff: {timezone: Seoul}", "staff.timezone", "not a time zone"),
+        ("staff: {hours: {weekdays: '09:00-18:00'}}", "staff.hours", "not a day or a range of days"),
+        ("staff: {hours: {mon-fri: '9 to 6'}}", "staff.hours", "not a span of time"),
     ],
 )
 def test_errors_name_the_file_and_key(tmp_path: Path, text: str, key: str, words: str) -> None:
@@ -87,6 +90,13 @@ def test_errors_name_the_file_and_key(tmp_path: Path, text: str, key: str, words
     assert raised.value.key == key
     assert str(raised.value).startswith(f"{path}: {key}: ")
     assert words in raised.value.message
+
+
+def test_staff_hours_are_read_in_the_clinics_time_zone(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "staff: {timezone: Europe/London, hours: {mon-fri: '09:00-17:30'}, reply_within_minutes: 15}"), environ={})
+    assert config.timezone == "Europe/London"
+    assert config.staff_hours is not None and config.staff_hours.reply_within_minutes == 15
+    assert config.staff_hours.spans[0] == ((540, 1050),) and config.staff_hours.spans[5] == ()
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:

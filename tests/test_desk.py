@@ -5,6 +5,7 @@ No fakes: real events, the real FAQ, and the values the desk returns.
 
 from __future__ import annotations
 
+import datetime as dtm
 from dataclasses import replace
 
 import pytest
@@ -15,15 +16,18 @@ from bot.core.desk import (
     Desk,
     ForgetEverything,
     FromPatient,
+    LogHandoff,
     Outcome,
     PatientMessage,
     SendFailed,
     StaffEdited,
     StaffPressedClose,
     StaffWrote,
+    StoreRating,
     Transcribe,
 )
-from bot.core.dialogue import Dialogue, PatientCommand, PatientText
+from bot.core.dialogue import RATE_HELPFUL, RATE_UNHELPFUL, ButtonPressed, Dialogue, PatientCommand, PatientText
+from bot.core.hours import HoursError, StaffHours
 from bot.core.knowledge import KnowledgeBase
 from bot.core.outgoing import (
     CardToTopic,
@@ -64,14 +68,15 @@ def handed_off(desk: Desk, *, thread: int | None = 500) -> Conversation:
 
 
 def kinds(outcome: Outcome) -> list[type]:
-    return [type(e) for e in outcome.effects if not isinstance(e, Transcribe)]
+    """What the outcome sends (records left out)."""
+    return [type(e) for e in outcome.effects if not isinstance(e, (Transcribe, LogHandoff))]
 
 
 def test_a_handoff_opens_the_topic_once_and_posts_a_card_with_the_conversation(desk: Desk) -> None:
     first = say(desk, Conversation(PATIENT, name="Ana Kim", username="ana"), "I'd like to talk to a real person please")
     assert first.conversation.handoff is not None and first.conversation.handoff.status == "open"
     assert kinds(first) == [OpenTopic, CardToTopic, TextToPatient]
-    opened, card = first.effects[1], first.effects[2]
+    opened, card = (e for e in first.effects if isinstance(e, (OpenTopic, CardToTopic)))
     assert isinstance(opened, OpenTopic) and "Ana Kim" in opened.name
     assert isinstance(card, CardToTopic) and "real person" in card.html and "@ana" in card.html
     # Back with the assistant, then handed off again: the same topic, a new card.
@@ -197,3 +202,67 @@ def test_help_lists_every_patient_command_in_each_language(knowledge: KnowledgeB
 )
 def test_sends_come_back_from_the_outbox_as_they_were_stored(send: object) -> None:
     assert decode(*encode(send)) == send  # type: ignore[arg-type]
+
+
+def test_after_staff_close_the_patient_can_rate_the_help_once(desk: Desk) -> None:
+    closed = desk.staff(handed_off(desk), StaffPressedClose(STAFF, True))
+    (told,) = [e for e in closed.effects if isinstance(e, TextToPatient)]
+    assert [b.data for b in told.buttons] == [RATE_HELPFUL, RATE_UNHELPFUL]
+    rated = desk.patient(closed.conversation, FromPatient(ButtonPressed(RATE_HELPFUL)))
+    assert StoreRating(True) in rated.effects
+    (notice,) = [e for e in rated.effects if isinstance(e, NoticeToTopic)]
+    assert desk.dialogue.texts["button_rate_helpful"] in notice.text  # staff see it in the topic
+    again = desk.patient(rated.conversation, FromPatient(ButtonPressed(RATE_UNHELPFUL)))
+    assert not any(isinstance(e, StoreRating) for e in again.effects)  # an old button counts once
+
+
+def test_the_handoffs_moments_are_logged_for_the_report(desk: Desk) -> None:
+    opened = say(desk, Conversation(PATIENT), "can I talk to a person please")
+    assert LogHandoff("opened", "requested") in opened.effects
+    conversation = replace(opened.conversation, handoff=replace(opened.conversation.handoff, thread_id=5))  # type: ignore[arg-type]
+    assert LogHandoff("staff_replied") in desk.staff(conversation, StaffWrote(STAFF, True, 9, "Hello!")).effects
+    assert LogHandoff("closed", "requested") in desk.staff(conversation, StaffPressedClose(STAFF, True)).effects
+
+
+SEOUL = dtm.timezone(dtm.timedelta(hours=9), "KST")
+HOURS = StaffHours.parse({"mon-fri": "09:00-18:00", "sat": "10:00-14:00"}, reply_within_minutes=20)
+
+
+def test_outside_staff_hours_the_patient_is_told_when_a_person_will_answer(dialogue: Dialogue) -> None:
+    desk = Desk(dialogue, hours=HOURS)
+    saturday_evening = dtm.datetime(2026, 12, 5, 20, 30, tzinfo=SEOUL)
+    outcome = desk.patient(Conversation(PATIENT), FromPatient(PatientCommand("human"), when=saturday_evening))
+    told = [e.text for e in outcome.effects if isinstance(e, TextToPatient)]
+    assert told[-1] == dialogue.texts["handoff_hours_closed"].format(when="Monday 09:00")
+    card = next(e for e in outcome.effects if isinstance(e, CardToTopic))
+    assert "2026-12-05 20:30 KST" in card.html  # staff see when the patient wrote
+    tuesday_morning = dtm.datetime(2026, 12, 8, 10, 0, tzinfo=SEOUL)
+    inside = desk.patient(Conversation(PATIENT + 1), FromPatient(PatientCommand("human"), when=tuesday_morning))
+    assert [e.text for e in inside.effects if isinstance(e, TextToPatient)][-1] == dialogue.texts["handoff_hours_open"].format(minutes=20)
+
+
+def test_staff_hours_in_korean_name_the_day_in_korean(knowledge: KnowledgeBase) -> None:
+    desk = Desk(Dialogue(knowledge), hours=HOURS)
+    friday_night = dtm.datetime(2026, 12, 4, 23, 0, tzinfo=SEOUL)
+    outcome = desk.patient(Conversation(PATIENT), FromPatient(PatientText("상담 직원이랑 얘기하고 싶어요"), PatientMessage(1), when=friday_night))
+    told = [e.text for e in outcome.effects if isinstance(e, TextToPatient)]
+    assert "토요일 10:00" in told[-1]
+
+
+@pytest.mark.parametrize(
+    ("now", "opening"),
+    [
+        (dtm.datetime(2026, 12, 7, 8, 59), dtm.datetime(2026, 12, 7, 9, 0)),  # Monday, before opening
+        (dtm.datetime(2026, 12, 7, 9, 0), None),  # open
+        (dtm.datetime(2026, 12, 7, 18, 0), dtm.datetime(2026, 12, 8, 9, 0)),  # closing time: tomorrow
+        (dtm.datetime(2026, 12, 12, 14, 5), dtm.datetime(2026, 12, 14, 9, 0)),  # Saturday after 14:00: Monday
+    ],
+)
+def test_staff_hours_know_the_next_opening(now: dtm.datetime, opening: dtm.datetime | None) -> None:
+    assert HOURS.next_opening(now) == opening
+
+
+@pytest.mark.parametrize("entries", [{"mon-fry": "09:00-18:00"}, {"mon": "9-18"}, {"mon": "18:00-09:00"}])
+def test_unreadable_staff_hours_say_what_is_wrong(entries: dict[str, str]) -> None:
+    with pytest.raises(HoursError, match="mon"):
+        StaffHours.parse(entries)

@@ -757,14 +757,16 @@ class World:
         return out
 
     def _edit(self, chat_id: int, pick: int, text: str, location: JSONDict | None = None) -> list[JSONDict]:
-        message = _pick(self.messages.get(chat_id, []), pick)
+        # Picked among the messages that can be edited, so every run edits in every kind of chat.
+        editable = [m for m in self.messages.get(chat_id, []) if "text" in m or "location" in m or any(k in m for k in _CAPTIONED)]
+        message = _pick(editable, pick)
         if message is None:
             return []
         if "text" in message:
             return [self.api.edited_message(chat_id, message["message_id"], text=text)]
         if "location" in message and "venue" not in message and location is not None:
             return [self.api.edited_message(chat_id, message["message_id"], location=location)]  # live location moving
-        if any(k in message for k in ("photo", "video", "document", "audio", "voice", "animation")):
+        if any(k in message for k in _CAPTIONED):
             return [self.api.edited_message(chat_id, message["message_id"], caption=text[:1024])]
         return []  # stickers, dice, polls, service messages cannot be edited
 
@@ -1317,6 +1319,7 @@ class LoopThread:
 
 
 # Each of these (kinds of update, or "kind:chat type" of messages) must have come up in a full run.
+_CAPTIONED = ("photo", "video", "document", "audio", "voice", "animation")
 EXPECTED_KINDS = (
     "message:private",
     "message:supergroup",

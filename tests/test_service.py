@@ -133,6 +133,41 @@ def test_a_failed_backup_leaves_the_previous_backup_whole(tmp_path: Path) -> Non
     assert not backup.with_name(backup.name + ".partial").exists()
 
 
+def test_a_backup_killed_halfway_leaves_the_database_and_the_last_backup_whole(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from bot.service import BACKUP_STEP_PAGES
+    from tests.conftest import ROOT
+
+    database, backup = tmp_path / "bot.sqlite3", tmp_path / "backup.sqlite3"
+    store = Store(database)
+    with store.transaction():
+        for n in range(3 * BACKUP_STEP_PAGES):  # a database of several backup steps
+            store.add_transcript(n, "patient", f"message {n} " + "x" * 1_500)
+    store.close()
+    backup_database(database, backup)
+    before = backup.read_bytes()
+    # The backup process is killed (SIGKILL: nothing runs after it) once the first step is copied.
+    killed = subprocess.run(
+        [sys.executable, "-c",
+         "import os, signal, sys; from pathlib import Path; from bot.service import backup_database;"
+         "backup_database(Path(sys.argv[1]), Path(sys.argv[2]), progress=lambda *_: os.kill(os.getpid(), signal.SIGKILL))",
+         str(database), str(backup)],
+        cwd=ROOT, capture_output=True, timeout=60,
+    )
+    assert killed.returncode == -9
+    assert backup.with_name(backup.name + ".partial").exists()  # it was halfway...
+    assert backup.read_bytes() == before  # ...and the backup under the name is the last whole one
+    live = Store(database)
+    assert live.recent_transcript(5, 1)[0].text.startswith("message 5 ")
+    assert sqlite3.connect(database).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    live.close()
+    backup_database(database, backup)  # the next backup starts afresh
+    assert not backup.with_name(backup.name + ".partial").exists()
+    assert sqlite3.connect(backup).execute("SELECT COUNT(*) FROM transcript").fetchone()[0] == 3 * BACKUP_STEP_PAGES
+
+
 def test_deleted_rows_do_not_stay_readable_in_the_file(tmp_path: Path) -> None:
     database = tmp_path / "bot.sqlite3"
     store = Store(database)

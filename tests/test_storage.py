@@ -80,3 +80,30 @@ def test_sends_queued_by_the_previous_version_are_still_delivered_after_an_upgra
     assert first.send == TextToPatient("Hello", (Button("Scars", "faq:scars"),))
     assert second.send == NoticeToGeneral("Gone")
     assert third.send is None and "mystery" in third.problem  # reported and dropped, not a crash
+
+
+def test_the_report_counts_handoffs_first_replies_ratings_and_unanswered_questions(tmp_path: Path) -> None:
+    now = [1_000.0]
+    store = Store(tmp_path / "bot.db", clock=lambda: now[0])
+    store.log_handoff(1, "opened", "urgent")
+    now[0] += 120
+    store.log_handoff(1, "staff_replied")  # two minutes to the first reply
+    store.log_handoff(2, "opened", "requested")
+    now[0] += 600
+    store.log_handoff(2, "staff_replied")
+    store.log_handoff(3, "opened", "requested")
+    store.log_handoff(3, "closed")  # the patient left before staff wrote
+    store.log_handoff(4, "opened", "unanswered")  # still waiting
+    store.add_rating(1, helpful=True)
+    store.add_rating(2, helpful=False)
+    store.add_unanswered(5, "Is there parking?")
+    store.add_unanswered(6, "is there parking?")
+    report = store.report(since=0)
+    assert report.handoffs == {"urgent": 1, "requested": 2, "unanswered": 1}
+    assert report.first_reply_seconds == [120.0, 600.0]
+    assert (report.still_waiting, report.closed_unanswered) == (1, 1)
+    assert (report.helpful, report.unhelpful) == (1, 1)
+    assert report.unanswered == [("is there parking?", 2)]
+    assert store.report(since=now[0] + 1).handoffs == {}  # only the period asked
+    store.forget(1)
+    assert store.report(since=0).helpful == 0  # a forgotten patient's rating goes too

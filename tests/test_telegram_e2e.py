@@ -103,7 +103,7 @@ async def test_handoff_relays_both_ways_notes_stay_internal_and_close_returns_to
     before = len(bot.sent_to(ANA))
     await bot.staff_says(thread, "/close")
     back = await api.wait_for_message(ANA, after=before)
-    assert back["text"] == t["handoff_ended_by_staff"]
+    assert back["text"].startswith(t["handoff_ended_by_staff"])
     answer = await bot.say(ANA, "does it leave a scar")
     assert answer["text"] == bot.dialogue.knowledge.entry("scars").answer
 
@@ -116,17 +116,24 @@ async def test_handoff_relays_both_ways_notes_stay_internal_and_close_returns_to
     assert len(bot.sent_to(ANA)) == patient_before
 
 
-async def test_the_card_close_button_and_the_patients_end(bot: BotHarness, api: FakeBotApi) -> None:
+async def test_the_card_close_button_a_rating_and_the_patients_end(bot: BotHarness, api: FakeBotApi) -> None:
     t = bot.dialogue.texts
     await bot.say(ANA, "/human")
     thread = await bot.wait_topic(ANA)
     card = await api.wait_for_message(bot.staff_chat_id, thread_id=thread)
     before = len(bot.sent_to(ANA))
     api.push_update(api.callback_query(bot.staff_chat_id, "staff:close", card["message_id"], from_user_id=5550001))
-    assert (await api.wait_for_message(ANA, after=before))["text"] == t["handoff_ended_by_staff"]
+    closed = await api.wait_for_message(ANA, after=before)
+    assert closed["text"].startswith(t["handoff_ended_by_staff"]) and t["rating_question"] in closed["text"]
+    assert button_data(closed) == ["rate:up", "rate:down"]
+    thanks = await bot.press(ANA, "rate:up", closed["message_id"])
+    assert thanks["text"] == t["rating_thanks"]
+    rated = await api.wait_for_message(bot.staff_chat_id, lambda m: t["button_rate_helpful"] in (m.get("text") or ""), thread_id=thread)
+    assert rated["text"] == t["staff_rated"].format(rating=t["button_rate_helpful"])
+    assert bot.store is not None and bot.store.report(since=0).helpful == 1
 
     await bot.staff_says(thread, "/open")
-    assert (await api.wait_for_message(ANA, after=before + 1))["text"] == t["handoff_reopened"]
+    assert (await api.wait_for_message(ANA, after=before + 2))["text"] == t["handoff_reopened"]
     staff_before = len(api.sent_messages(bot.staff_chat_id, thread))
     ended = await bot.say(ANA, "/end")
     assert ended["text"] == t["handoff_ended_by_patient"]

@@ -56,6 +56,7 @@ any        /forget confirmed           none      DeleteTopic | NoticeToTopic + C
 
 from __future__ import annotations
 
+import datetime as dtm
 from dataclasses import dataclass, field, replace
 from typing import Literal, Union
 
@@ -70,6 +71,7 @@ from bot.core.dialogue import (
     HandOff,
     PatientCommand,
     PatientText,
+    RecordRating,
     RecordUnanswered,
     RelayToStaff,
     Reply,
@@ -79,6 +81,7 @@ from bot.core.dialogue import (
     SubmitBooking,
 )
 from bot.core.flood import FloodGuard
+from bot.core.hours import StaffHours
 from bot.core.matcher import Match
 from bot.core.outgoing import (
     CardToTopic,
@@ -138,11 +141,13 @@ class PatientMessage:
 
 @dataclass(frozen=True)
 class FromPatient:
-    """The patient did something; ``at`` is a monotonic clock reading in seconds (for floods)."""
+    """The patient did something; ``at`` is a monotonic clock reading in seconds (for floods),
+    ``when`` the clinic's local time (for staff hours and the card)."""
 
     event: Event
     message: PatientMessage | None = None
     at: float = 0.0
+    when: dtm.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -220,7 +225,21 @@ class ForgetEverything:
     """Delete everything stored about the patient, sends still queued included."""
 
 
-Effect = Union[Send, Transcribe, RecordUnanswered, StoreBooking, ForgetEverything]
+@dataclass(frozen=True)
+class StoreRating:
+    helpful: bool
+
+
+@dataclass(frozen=True)
+class LogHandoff:
+    """A moment of the handoff's life, for the operators' report (opened, staff replied, closed)."""
+
+    kind: Literal["opened", "staff_replied", "closed"]
+    reason: str = ""
+
+
+Effect = Union[Send, Transcribe, RecordUnanswered, StoreBooking, ForgetEverything, StoreRating, LogHandoff]
+RECORDS = (Transcribe, RecordUnanswered, StoreBooking, ForgetEverything, StoreRating, LogHandoff)  # effects that are not sends
 
 
 @dataclass(frozen=True)
@@ -235,8 +254,11 @@ class Outcome:
 class Desk:
     """Decides what happens for each patient and staff event (see the module's rules)."""
 
-    def __init__(self, dialogue: Dialogue, *, transcript_lines: int = 12, keep_records: bool = False) -> None:
+    def __init__(
+        self, dialogue: Dialogue, *, transcript_lines: int = 12, keep_records: bool = False, hours: StaffHours | None = None
+    ) -> None:
         self.dialogue = dialogue
+        self.hours = hours if hours is not None and hours.any else None
         self.staff_texts = dialogue.texts  # staff read the clinic's default language
         self.transcript_lines = transcript_lines
         self.keep_records = keep_records
@@ -259,12 +281,25 @@ class Desk:
                     effects += self._relay(event.message)  # merged with the others while staff catch up
                 return Outcome(conversation, tuple(effects))
         step = self.dialogue.handle(session, event.event)
-        work = _Work(self, replace(conversation, session=step.state), step.state.lang)
+        work = _Work(self, replace(conversation, session=step.state), step.state.lang, event.when)
         if heard:
             work.transcribe("patient", heard)
         for action in step.actions:
             work.carry_out(action, event.message)
+        if any(isinstance(a, HandOff) for a in step.actions) and (line := self._when_staff_answer(step.state.lang, event.when)):
+            work.reply(Reply(line))
         return Outcome(work.conversation, tuple(work.effects), step.match)
+
+    def _when_staff_answer(self, lang: str | None, when: dtm.datetime | None) -> str:
+        """Staff hours configured: how soon a person answers, or from when."""
+        if self.hours is None or when is None:
+            return ""
+        texts = self.dialogue.speaking(lang).texts
+        opening = self.hours.next_opening(when)
+        if opening is None:
+            return texts["handoff_hours_open"].format(minutes=self.hours.reply_within_minutes)
+        day = [d.strip() for d in texts["weekday_names"].split(",")][opening.weekday()]
+        return texts["handoff_hours_closed"].format(when=f"{day} {opening:%H:%M}")
 
     def patient_edited(self, conversation: Conversation, event: PatientEdited) -> Outcome:
         """Edits matter only to a coordinator reading along; the assistant does not answer again."""
@@ -307,7 +342,8 @@ class Desk:
             return Outcome(conversation, (NoticeToTopic(t["staff_topic_closed"]),))
         if event.uncopyable is not None:
             return Outcome(conversation, (NoticeToTopic(t["staff_uncopyable_out"].format(kind=event.uncopyable)),))
-        return Outcome(conversation, (StaffMessageToPatient(event.message_id), Transcribe("staff", event.text or event.caption or "(media)")))
+        said = Transcribe("staff", event.text or event.caption or "(media)")
+        return Outcome(conversation, (StaffMessageToPatient(event.message_id), said, LogHandoff("staff_replied")))
 
     def _correction(self, conversation: Conversation, event: StaffEdited) -> Outcome:
         """A correction of a message the patient already has: their copy is corrected too."""
@@ -323,7 +359,7 @@ class Desk:
 
     def _dialogue_event(self, conversation: Conversation, event: Event, notice: str) -> Outcome:
         step = self.dialogue.handle(conversation.session, event)
-        work = _Work(self, replace(conversation, session=step.state), step.state.lang)
+        work = _Work(self, replace(conversation, session=step.state), step.state.lang, None)
         if isinstance(event, StaffReopened):
             work.set_handoff("open", "requested")
         elif conversation.handoff is not None and conversation.handoff.status == "open":
@@ -368,10 +404,11 @@ class Desk:
 class _Work:
     """One event's effects as they accumulate, and the conversation they lead to."""
 
-    def __init__(self, desk: Desk, conversation: Conversation, lang: str | None) -> None:
+    def __init__(self, desk: Desk, conversation: Conversation, lang: str | None, when: dtm.datetime | None) -> None:
         self.desk = desk
         self.conversation = conversation
         self.lang = lang
+        self.when = when
         self.effects: list[Effect] = []
         self.forgotten = False
 
@@ -391,6 +428,8 @@ class _Work:
             new = replace(old, status="open", urgent=rising, reason=reason or old.reason)
         else:
             new = replace(old, status="closed", urgent=False)
+        if new.status != (self.conversation.handoff.status if self.conversation.handoff else "closed"):
+            self.effects.append(LogHandoff("opened" if status == "open" else "closed", new.reason))
         self.conversation = replace(self.conversation, handoff=new)
 
     def carry_out(self, action: Action, message: PatientMessage | None) -> None:
@@ -414,6 +453,9 @@ class _Work:
             self.card("booking", booking=action.booking)
         elif isinstance(action, ForgetPatient):
             self.forget()
+        elif isinstance(action, RecordRating):
+            label = t["button_rate_helpful" if action.helpful else "button_rate_unhelpful"]
+            self.effects += [StoreRating(action.helpful), NoticeToTopic(t["staff_rated"].format(rating=label))]
 
     def reply(self, reply: Reply) -> None:
         """The reply as texts Telegram accepts (4,096 characters each); its choices go with the last."""
@@ -439,6 +481,7 @@ class _Work:
             booking=booking,
             transcript=conversation.recent,
             language=self.desk.dialogue.speaking(self.lang).texts["language_name"],
+            written=self.desk.staff_texts["staff_card_written"].format(time=f"{self.when:%Y-%m-%d %H:%M %Z}") if self.when else "",
         )
         self.effects.append(CardToTopic(html, self.desk.staff_texts["button_close"], urgent=reason == "urgent"))
 

@@ -37,6 +37,8 @@ MAX_BUTTONS = 3  # related topics under an answer (more only when the patient as
 ACTION_BOOK = "do:book"
 ACTION_HUMAN = "do:human"
 ACTION_TOPICS = "do:topics"
+RATE_HELPFUL = "rate:up"  # the buttons offered after staff close a conversation
+RATE_UNHELPFUL = "rate:down"
 
 HandOffReason = Literal["unanswered", "requested", "urgent", "booking"]
 
@@ -152,13 +154,20 @@ class ForgetPatient:
 
 
 @dataclass(frozen=True)
+class RecordRating:
+    """The patient rated the help staff gave (once, after staff closed the conversation)."""
+
+    helpful: bool
+
+
+@dataclass(frozen=True)
 class SubmitBooking:
     """Store the booking and post it to staff (before the patient is told it was sent)."""
 
     booking: Booking
 
 
-Action = Union[Reply, RecordUnanswered, HandOff, RelayToStaff, EndHandoff, SubmitBooking, ForgetPatient]
+Action = Union[Reply, RecordUnanswered, HandOff, RelayToStaff, EndHandoff, SubmitBooking, ForgetPatient, RecordRating]
 
 
 # -- state ----------------------------------------------------------------------
@@ -171,6 +180,7 @@ class SessionState:
     last_faq_id: str | None = None
     confirming_forget: bool = False
     lang: str | None = None  # the language the patient writes in; None until known
+    awaiting_rating: bool = False  # staff closed the conversation; 👍/👎 may come
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -192,6 +202,7 @@ class SessionState:
         return cls(
             mode=mode, booking=booking, last_faq_id=last if isinstance(last, str) else None,
             confirming_forget=data.get("confirming_forget") is True, lang=lang if isinstance(lang, str) else None,
+            awaiting_rating=data.get("awaiting_rating") is True,
         )
 
 
@@ -277,7 +288,9 @@ class Dialogue:
         if isinstance(event, StaffClosed):
             if state.mode != "handoff":
                 return Step(state)
-            return Step(replace(state, mode="bot"), (Reply(self.texts["handoff_ended_by_staff"]), EndHandoff("staff")))
+            rate = (Button(self.texts["button_rate_helpful"], RATE_HELPFUL), Button(self.texts["button_rate_unhelpful"], RATE_UNHELPFUL))
+            ended = Reply(self.texts["handoff_ended_by_staff"] + "\n\n" + self.texts["rating_question"], rate)
+            return Step(replace(state, mode="bot", awaiting_rating=True), (ended, EndHandoff("staff")))
         if isinstance(event, StaffReopened):
             return Step(replace(state, mode="handoff", booking=None), (Reply(self.texts["handoff_reopened"], remove_keyboard=True),))
         if isinstance(event, PatientCommand) and event.name == "forget":
@@ -347,6 +360,9 @@ class Dialogue:
             return self._hand_off(state, "requested")
         if data == ACTION_TOPICS:
             return self._on_command(state, "start")
+        if data in (RATE_HELPFUL, RATE_UNHELPFUL) and state.awaiting_rating:
+            rated = replace(state, awaiting_rating=False)
+            return Step(rated, (RecordRating(data == RATE_HELPFUL), Reply(self.texts["rating_thanks"])))
         # Unknown or stale data: an old message's button, a removed entry, a forged press.
         return Step(state, (Reply(self.texts["stale_button"], self.main_topics()),))
 

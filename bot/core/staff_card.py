@@ -40,6 +40,7 @@ def render_card(
     booking: Booking | None = None,
     transcript: Iterable[tuple[str, str]] = (),
     language: str = "",  # the patient's language, named in that language's own texts ("한국어")
+    written: str = "",  # when the patient wrote, as a line for staff
 ) -> str:
     """The card text in Telegram HTML; every value coming from a patient is escaped."""
     urgent = reason == "urgent"
@@ -52,6 +53,8 @@ def render_card(
         # Staff see at once which language to answer in (they may write in any).
         lines.append(f"<b>Language:</b> {escape(language)}")
     lines.append(f"<b>Reason:</b> {escape(texts.get(f'staff_reason_{reason}', reason))}")
+    if written:
+        lines.append(escape(written))
     if question:
         lines.append(f"<b>Message:</b> {escape(_clip(question, LINE_LIMIT))}")
     if booking is not None:
