@@ -11,7 +11,7 @@ from pathlib import Path
 from bot.config import ConfigError
 from bot.knowledge_files import KnowledgeError, load_knowledge, read_knowledge
 from bot.service import EXIT_ALREADY_RUNNING, EXIT_CONFIG
-from bot.storage import StoreError
+from bot.adapters.sqlite.store import StoreError
 
 
 def _build_dialogue(faq_path: str | None, clinic=None):  # noqa: ANN001, ANN202 - imported lazily to keep `faq check` light
@@ -22,7 +22,7 @@ def _build_dialogue(faq_path: str | None, clinic=None):  # noqa: ANN001, ANN202 
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from bot.console import render_reply
+    from bot.adapters.console.chat import render_reply
     from bot.core.dialogue import PatientText, SessionState
 
     dialogue = _build_dialogue(args.faq)
@@ -62,7 +62,7 @@ def _jsonl_record(step) -> dict[str, object]:  # noqa: ANN001
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from bot.console import run_console
+    from bot.adapters.console.chat import run_console
 
     dialogue = getattr(args, "dialogue", None) or _build_dialogue(args.faq)
     interactive = sys.stdin.isatty()
@@ -104,14 +104,14 @@ def _config_or_none(args: argparse.Namespace, *, require_staff: bool = True):  #
 
 def cmd_start(args: argparse.Namespace) -> int:
     """`python -m bot` alone: Telegram when a token is configured, the console chat otherwise."""
-    from bot.runner import NO_TOKEN_NOTICE, run_telegram
+    from bot.app import NO_TOKEN_NOTICE, run_telegram
 
     config = _config_or_none(args)
     if config is None:
         return EXIT_CONFIG
     if not config.has_token:
         print(NO_TOKEN_NOTICE, file=sys.stderr)
-        from bot.runner import build_dialogue
+        from bot.app import build_dialogue
 
         args.dialogue = build_dialogue(config) if args.faq is None else _build_dialogue(args.faq, config.clinic)
         return cmd_chat(args)
@@ -120,7 +120,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run in Telegram, as a service does: without a token that is an error, not a console chat."""
-    from bot.runner import run_telegram
+    from bot.app import run_telegram
 
     config = _config_or_none(args)
     if config is None:
@@ -140,7 +140,7 @@ def cmd_whoami(args: argparse.Namespace) -> int:
     """The bot behind the token and the groups that wrote to it (to find staff_chat_id)."""
     import asyncio
 
-    from bot.runner import whoami
+    from bot.app import whoami
 
     config = _config_or_none(args, require_staff=False)
     if config is None:
@@ -193,7 +193,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_health(args: argparse.Namespace) -> int:
     """Whether the running bot is alive, polling and sending; non-zero when not."""
     from bot.service import current_health
-    from bot.storage import SCHEMA_VERSION, Store
+    from bot.adapters.sqlite.store import SCHEMA_VERSION, Store
 
     config = _config_or_none(args)
     if config is None:
@@ -222,7 +222,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Handoffs, time to staff's first reply, ratings and unanswered questions over a period."""
     import time
 
-    from bot.storage import Store
+    from bot.adapters.sqlite.store import Store
 
     config = _config_or_none(args)
     if config is None:
@@ -274,7 +274,7 @@ def _duration(seconds: float) -> str:
 def cmd_unanswered(args: argparse.Namespace) -> int:
     """What patients asked that the FAQ did not answer, most asked first."""
     from bot.knowledge_files import EXAMPLES_FILE, resolve_faq_paths
-    from bot.storage import Store
+    from bot.adapters.sqlite.store import Store
 
     config = _config_or_none(args)
     if config is None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from bot.storage import SCHEMA_VERSION, ServiceStatus, Store
+from bot.adapters.sqlite.store import SCHEMA_VERSION, ServiceStatus, Store
 
 # How often the running bot records that it is alive.
 HEARTBEAT_SECONDS = 30.0

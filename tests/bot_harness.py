@@ -9,9 +9,9 @@ from typing import Any
 from telegram.ext import Application
 
 from bot.config import Config, RateLimitConfig, TelegramConfig
-from bot.runner import build_dialogue
-from bot.storage import Store
-from bot.telegram_app import ALLOWED_UPDATES, build_application
+from bot.app import build_dialogue
+from bot.adapters.sqlite.store import Store
+from bot.adapters.telegram.app import ALLOWED_UPDATES, build_application
 from tests.conftest import FAQ_DIR
 from tests.fake_bot_api import FakeBotApi
 
@@ -67,7 +67,7 @@ class BotHarness:
         if self.application is None:
             return
         assert self.application.updater is not None
-        if self.application.updater.running:  # not in webhook mode (bot.webhook receives)
+        if self.application.updater.running:  # not in webhook mode (bot.adapters.telegram.webhook receives)
             await self.application.updater.stop()
         await self.application.stop()
         await self.desk.stop()  # what post_stop does under run_polling

@@ -113,7 +113,7 @@ def test_eval_prints_the_figures() -> None:
 
 
 def test_unanswered_lists_what_patients_asked_most_first(tmp_path: Path) -> None:
-    from bot.storage import Store
+    from bot.adapters.sqlite.store import Store
 
     store = Store(tmp_path / "bot.db")
     for question in ("is there parking", "price?", "Price?"):
@@ -132,7 +132,7 @@ def test_unanswered_lists_what_patients_asked_most_first(tmp_path: Path) -> None
 def test_report_summarises_handoffs_reply_times_and_ratings(tmp_path: Path) -> None:
     import time
 
-    from bot.storage import Store
+    from bot.adapters.sqlite.store import Store
 
     now = [time.time() - 3_600]
     store = Store(tmp_path / "bot.db", clock=lambda: now[0])

@@ -118,7 +118,7 @@ def test_the_clinic_facts_are_read_per_language(tmp_path: Path) -> None:
 
 
 def test_a_clinic_fact_in_a_language_the_faq_lacks_is_named(tmp_path: Path) -> None:
-    from bot.runner import build_dialogue
+    from bot.app import build_dialogue
 
     path = write(tmp_path, "clinic:\n  address: {en: 12 Gangnam-daero, kr: 강남대로 12}\n")
     with pytest.raises(ConfigError) as raised:
@@ -144,7 +144,7 @@ def test_a_container_configures_the_bot_by_environment(tmp_path: Path) -> None:
 
 
 def test_a_faq_path_that_does_not_exist_names_where_it_was_looked_for(tmp_path: Path) -> None:
-    from bot.runner import build_dialogue
+    from bot.app import build_dialogue
 
     path = write(tmp_path, "faq: {path: faqs}\n")
     with pytest.raises(ConfigError, match=r"faq\.path: .*faqs does not exist \(a relative path is resolved against the config file's folder"):

@@ -71,7 +71,7 @@ from telegram import Update  # noqa: E402
 
 from bot.knowledge_files import load_knowledge  # noqa: E402
 from bot.config import WebhookConfig  # noqa: E402
-from bot.webhook import open_webhook  # noqa: E402
+from bot.adapters.telegram.webhook import open_webhook  # noqa: E402
 from tests import bot_harness  # noqa: E402
 from tests.bot_harness import BotHarness  # noqa: E402
 from tests.conftest import FAQ_DIR  # noqa: E402
@@ -1120,7 +1120,7 @@ class World:
                 asked = [u for u in pushed if _chat_of(u) == chat_id]
                 problems.append(f"silent: patient {chat_id} got no reply to {describe(asked)}")
         application = self.harness.application
-        polling = getattr(self.harness, "webhook_server", None) is None  # in webhook mode bot.webhook receives, not the Updater
+        polling = getattr(self.harness, "webhook_server", None) is None  # in webhook mode bot.adapters.telegram.webhook receives, not the Updater
         if application is None or not application.running or (polling and (application.updater is None or not application.updater.running)):
             problems.append("the Application or its Updater stopped running")
         if len(self.api.calls) - calls_before > _runaway_limit(_updates_in(pushed)):

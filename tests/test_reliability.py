@@ -195,7 +195,7 @@ async def test_retention_deletes_every_kind_of_old_personal_data_but_keeps_open_
     from bot.core.booking import Booking
     from bot.core.desk import Handoff
     from bot.core.dialogue import SessionState
-    from bot.storage import Patient, Store
+    from bot.adapters.sqlite.store import Patient, Store
 
     now = [1_000_000.0]
     store = Store(tmp_path / "r.db", clock=lambda: now[0])
@@ -281,7 +281,7 @@ async def test_sigkill_during_a_burst_loses_no_message_and_no_relay(api: FakeBot
 
 def test_in_memory_state_does_not_grow_with_patients_served() -> None:
     from bot.core.flood import FloodGuard
-    from bot.telegram_app import ChatLocks
+    from bot.adapters.telegram.app import ChatLocks
 
     guard = FloodGuard(burst=15, window=10.0)
     for chat in range(5_000):

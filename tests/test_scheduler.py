@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from bot.scheduler import Lane, Limits, Scheduler
+from bot.adapters.telegram.scheduler import Lane, Limits, Scheduler
 
 GROUP = -100
 

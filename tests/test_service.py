@@ -19,7 +19,7 @@ from bot.service import (
     backup_database,
     restore_database,
 )
-from bot.storage import SCHEMA_VERSION, ServiceStatus, Store
+from bot.adapters.sqlite.store import SCHEMA_VERSION, ServiceStatus, Store
 
 NOW = 1_800_000_000.0
 

@@ -11,7 +11,7 @@ import pytest
 from bot.core.booking import Booking, BookingDraft
 from bot.core.dialogue import SessionState
 from bot.core.desk import Handoff
-from bot.storage import MIGRATIONS, Patient, Store
+from bot.adapters.sqlite.store import MIGRATIONS, Patient, Store
 
 
 def test_a_new_database_gets_the_latest_schema(tmp_path: Path) -> None:

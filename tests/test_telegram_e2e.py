@@ -226,7 +226,7 @@ async def test_restart_in_the_middle_of_a_handoff_and_of_a_booking(bot: BotHarne
 
 
 async def test_startup_says_what_to_fix_when_the_staff_group_is_wrong(api: FakeBotApi, tmp_path: Path) -> None:
-    from bot.telegram_app import SetupError
+    from bot.adapters.telegram.app import SetupError
 
     api.staff_is_forum = False
     harness = BotHarness(api, tmp_path)
@@ -245,9 +245,9 @@ async def test_webhook_mode_refuses_wrong_secrets_and_huge_bodies_and_skips_unre
     api: FakeBotApi, tmp_path: Path, unused_tcp_port: int
 ) -> None:
     from bot.config import WebhookConfig
-    from bot.storage import Store
-    from bot.telegram_app import build_application
-    from bot.webhook import open_webhook
+    from bot.adapters.sqlite.store import Store
+    from bot.adapters.telegram.app import build_application
+    from bot.adapters.telegram.webhook import open_webhook
 
     harness = BotHarness(api, tmp_path)
     store = Store(tmp_path / "wh.sqlite3")

@@ -1,6 +1,6 @@
 """What the bot sends, as typed values: built by the core, kept in the outbox as they are.
 
-Each kind is carried out by exactly one Bot API call (see ``bot/outbox.py``),
+Each kind is carried out by exactly one Bot API call (see ``bot/adapters/telegram/outbox.py``),
 which decides nothing: every text here was chosen by the core from the
 language data. A send belongs to one patient's conversation; "the topic" is
 that patient's staff topic, whose thread the sender looks up when it sends

@@ -7,7 +7,7 @@ patient, into their staff topic), each sent in order, one send at a time;
 different lanes are sent concurrently.
 
 Every send is one request of python-telegram-bot's ``Bot``; which one goes
-next is the :class:`bot.scheduler.Scheduler`'s choice (Telegram's limits,
+next is the :class:`bot.adapters.telegram.scheduler.Scheduler`'s choice (Telegram's limits,
 fairness, urgent first). Failures: a 429 pauses only its chat; network errors,
 timeouts and 5xx are retried with exponential backoff for ``retry_window``
 seconds, then the entry is marked failed with the reason and staff are told.
@@ -50,8 +50,8 @@ from bot.core.outgoing import (
     StaffMessageToPatient,
     TextToPatient,
 )
-from bot.scheduler import Lane, Limits, Scheduler
-from bot.storage import OutboxEntry, Store
+from bot.adapters.telegram.scheduler import Lane, Limits, Scheduler
+from bot.adapters.sqlite.store import OutboxEntry, Store
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from bot.core.knowledge import ClinicFacts
 from bot.knowledge_files import load_knowledge
 from bot.logs import configure_logging
 from bot.service import EXIT_ALREADY_RUNNING, EXIT_CONFIG, AlreadyRunning, InstanceLock
-from bot.storage import Store
+from bot.adapters.sqlite.store import Store
 
 NO_TOKEN_NOTICE = (
     "No Telegram token configured, so this is the console chat. To run in Telegram, copy "
@@ -41,7 +41,7 @@ def run_telegram(config: Config) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code."""
     from telegram.error import InvalidToken, TelegramError
 
-    from bot.telegram_app import ALLOWED_UPDATES, SetupError, build_application
+    from bot.adapters.telegram.app import ALLOWED_UPDATES, SetupError, build_application
 
     configure_logging(config.log_level, [config.telegram.token, config.telegram.webhook.secret_token], style=config.log_format)
     log = logging.getLogger("bot")
@@ -81,9 +81,9 @@ def run_telegram(config: Config) -> int:
 
 async def serve_webhook(application: Any, config: Config, store: Store) -> None:
     """Webhook mode, in python-telegram-bot's order (initialize, post_init, listen, start;
-    then stop, post_stop, shutdown), with bot.webhook's server instead of the library's."""
+    then stop, post_stop, shutdown), with bot.adapters.telegram.webhook's server instead of the library's."""
     from bot.service import current_health
-    from bot.webhook import open_webhook
+    from bot.adapters.telegram.webhook import open_webhook
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -150,7 +150,7 @@ async def whoami(config: Config, out: TextIO) -> int:
     from telegram.constants import ChatType
     from telegram.error import Conflict, InvalidToken, TelegramError
 
-    from bot.telegram_app import ALLOWED_UPDATES
+    from bot.adapters.telegram.app import ALLOWED_UPDATES
 
     telegram = config.telegram
     try:

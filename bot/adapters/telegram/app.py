@@ -13,7 +13,7 @@ Nothing is lost:
   a webhook request is answered); unhandled ones are replayed at start-up,
   handled ones are never handled twice;
 * handlers only enqueue sends, in the same transaction that marks the update
-  handled; :class:`bot.outbox.OutboxSender` delivers them with retries.
+  handled; :class:`bot.adapters.telegram.outbox.OutboxSender` delivers them with retries.
 
 Updates of one chat are handled in order; different chats concurrently.
 """
@@ -39,7 +39,7 @@ from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes, ExtBot, TypeHandler
 
-from bot.aiohttp_request import AiohttpRequest
+from bot.adapters.telegram.http import AiohttpRequest
 from bot.config import Config
 from bot.core.commands import CLOSE_BUTTON_DATA, PATIENT_COMMANDS, parse_command
 from bot.core.desk import (
@@ -72,10 +72,10 @@ from bot.core.dialogue import (
     UnsupportedMessage,
 )
 from bot.core.outgoing import Send
-from bot.outbox import OutboxSender
-from bot.scheduler import Limits
+from bot.adapters.telegram.outbox import OutboxSender
+from bot.adapters.telegram.scheduler import Limits
 from bot.service import HEARTBEAT_SECONDS, current_health
-from bot.storage import Patient, Store
+from bot.adapters.sqlite.store import Patient, Store
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +329,7 @@ class FrontDesk:
         self._bot: Any = None  # the application's Bot, once started
         self._staff_checked: dict[int, tuple[bool, float]] = {}  # user id -> (is staff, when asked)
         self._left: set[int] = set()  # groups left (or tried), once each
-        self._health_server: Any = None  # bot.webhook.HealthServer, when health.port is set
+        self._health_server: Any = None  # bot.adapters.telegram.webhook.HealthServer, when health.port is set
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, application: Application) -> None:
@@ -343,7 +343,7 @@ class FrontDesk:
         self._background.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         self._background.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
         if self.config.health_port and self.config.telegram.mode == "polling":
-            from bot.webhook import HealthServer  # (webhook mode serves /healthz on its own port)
+            from bot.adapters.telegram.webhook import HealthServer  # (webhook mode serves /healthz on its own port)
 
             self._health_server = HealthServer(lambda: current_health(self.store))
             await self._health_server.start(self.config.health_listen, self.config.health_port)
@@ -531,7 +531,7 @@ class FrontDesk:
         kinds = ("sticker", "photo", "voice", "video", "document", "audio", "animation", "video_note", "location")
         return UnsupportedMessage(next((k for k in kinds if getattr(message, k, None)), "other"))
 
-    # -- what the outbox reports (bot.outbox.Reports) --------------------------------------
+    # -- what the outbox reports (bot.adapters.telegram.outbox.Reports) --------------------------------------
     def topic_gone(self, chat_id: int) -> tuple[Send, ...]:
         with self.store.transaction():
             before = self.conversation(chat_id)
@@ -700,7 +700,7 @@ def build_application(config: Config, dialogue: Dialogue, store: Store) -> Appli
         config.telegram.token,
         base_url=config.telegram.api_base_url,
         base_file_url=config.telegram.api_file_url,
-        # Many requests in flight, on aiohttp (see bot/aiohttp_request.py for why not httpx).
+        # Many requests in flight, on aiohttp (see bot/adapters/telegram/http.py for why not httpx).
         request=AiohttpRequest(64),
         polling=desk.polling,
     )

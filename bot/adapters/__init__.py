@@ -1,0 +1,1 @@
+"""Adapters: Telegram, SQLite and the console around the pure core (bot/core)."""

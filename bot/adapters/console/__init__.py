@@ -1,0 +1,1 @@
+"""The console channel: the same front desk in a terminal."""

@@ -1,0 +1,1 @@
+"""The store: SQLite, the one record of conversations, sends and updates."""

@@ -1,0 +1,1 @@
+"""The Telegram channel: python-telegram-bot around the front desk, the outbox and its scheduler."""
