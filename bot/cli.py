@@ -218,18 +218,26 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0 if health.healthy else 1
 
 
+def _config_with_database(args: argparse.Namespace):  # noqa: ANN202 - bot.config is imported lazily
+    """The configuration when its database exists; else None and the exit code (after saying why)."""
+    config = _config_or_none(args)
+    if config is None:
+        return None, 2
+    if not config.storage_path.exists():
+        print(f"No conversations stored yet ({config.storage_path} does not exist).")
+        return None, 0
+    return config, 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Handoffs, time to staff's first reply, ratings and unanswered questions over a period."""
     import time
 
     from bot.adapters.sqlite.store import Store
 
-    config = _config_or_none(args)
+    config, problem = _config_with_database(args)
     if config is None:
-        return 2
-    if not config.storage_path.exists():
-        print(f"No conversations stored yet ({config.storage_path} does not exist).")
-        return 0
+        return problem
     import sqlite3
 
     store = Store(config.storage_path, migrate=False)  # (a running bot's database: read only)
@@ -276,12 +284,9 @@ def cmd_unanswered(args: argparse.Namespace) -> int:
     from bot.knowledge_files import EXAMPLES_FILE, resolve_faq_paths
     from bot.adapters.sqlite.store import Store
 
-    config = _config_or_none(args)
+    config, problem = _config_with_database(args)
     if config is None:
-        return 2
-    if not config.storage_path.exists():
-        print(f"No conversations stored yet ({config.storage_path} does not exist).")
-        return 0
+        return problem
     store = Store(config.storage_path)
     rows = store.unanswered(args.limit)
     store.close()
