@@ -24,24 +24,30 @@ import asyncio
 import datetime as dtm
 import json
 import logging
-import os
 import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from zoneinfo import ZoneInfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from telegram import BotCommand, ChatMemberAdministrator, ChatMemberOwner, Message, Update
-from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import NetworkError, RetryAfter, TelegramError
-from telegram.ext import Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes, ExtBot, TypeHandler
+from telegram.constants import ChatType
+from telegram.error import TelegramError
+from telegram.ext import Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
 
+from bot.adapters.sqlite.store import Patient, Store
+from bot.adapters.telegram.events import patient_event, patient_message, staff_event
 from bot.adapters.telegram.http import AiohttpRequest
+from bot.adapters.telegram.journal import JournalingQueue, JournalingUpdatesRequest, TolerantBot, UpdateJournal
+from bot.adapters.telegram.outbox import OutboxSender
+from bot.adapters.telegram.scheduler import Limits
+from bot.adapters.telegram.staff import StaffRoster
+from bot.adapters.telegram.upkeep import Upkeep
 from bot.config import Config
-from bot.core.commands import CLOSE_BUTTON_DATA, PATIENT_COMMANDS, parse_command
+from bot.core.commands import CLOSE_BUTTON_DATA, PATIENT_COMMANDS
 from bot.core.desk import (
     RECORDS,
     Conversation,
@@ -51,31 +57,13 @@ from bot.core.desk import (
     LogHandoff,
     Outcome,
     PatientEdited,
-    PatientMessage,
     SendFailed,
-    StaffEdited,
-    StaffEvent,
-    StaffPressedClose,
-    StaffWrote,
     StoreBooking,
     StoreRating,
     Transcribe,
 )
-from bot.core.dialogue import (
-    ButtonPressed,
-    ContactShared,
-    Dialogue,
-    Event,
-    PatientCommand,
-    PatientText,
-    RecordUnanswered,
-    UnsupportedMessage,
-)
+from bot.core.dialogue import Dialogue, RecordUnanswered
 from bot.core.outgoing import Send
-from bot.adapters.telegram.outbox import OutboxSender
-from bot.adapters.telegram.scheduler import Limits
-from bot.service import HEARTBEAT_SECONDS, current_health
-from bot.adapters.sqlite.store import Patient, Store
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +71,10 @@ log = logging.getLogger(__name__)
 # allowed_updates keeps Telegram from sending member updates, polls...
 ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
 SHUTDOWN_FLUSH_SECONDS = 3.0  # SIGTERM must finish within 5 s
-# Telegram keeps unconfirmed updates for 24 hours; ids handled longer ago cannot come back.
-JOURNAL_KEEP_SECONDS = 2 * 86_400
 # A database error while handling an update (locked by a backup, a full disk for a moment)
 # is retried after these pauses, about 15 s in all, before the update is left to the
 # next start. Only that chat waits meanwhile.
 STORE_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0, 8.0)
-# How long Telegram's word that a user is (or is not) an administrator of the staff group
-# is trusted: one getChatMember per staff member per five minutes, and someone removed
-# from the administrators loses access within five minutes.
-STAFF_CHECK_SECONDS = 300.0
 NAME_CACHE = 10_000  # recently seen patients whose stored name is known to be current
 
 
@@ -161,154 +143,6 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         return None
 
 
-class UpdateJournal:
-    """Writes incoming updates to the store's inbox before Telegram can consider them delivered.
-
-    In polling mode the raw getUpdates answer is journaled as it arrives (cheaper
-    than serialising python-telegram-bot's objects back to JSON); webhook
-    updates, and anything else queued, are journaled by :class:`JournalingQueue`.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._written: set[int] = set()  # journaled from the raw answer, not yet queued
-
-    def write_raw(self, body: bytes, *, sanitise: bool = False) -> bytes:
-        """Journal a getUpdates answer; with ``sanitise``, return it with every update
-        python-telegram-bot cannot read replaced by its bare update_id.
-
-        One unreadable update (Telegram adds fields and kinds before libraries follow)
-        would make the library fail the whole batch and ask for it again forever:
-        polling would stall for every patient. Its bare id still advances the offset.
-        (Checking costs a second parse of every update, so it is done only for a batch
-        the library just failed to read: see :class:`TolerantBot`.)
-        """
-        try:
-            answer = json.loads(body)
-            updates = answer.get("result") or []
-        except (ValueError, AttributeError):
-            return body  # python-telegram-bot reports unreadable answers itself
-        rows = [(u["update_id"], _raw_chat_id(u), json.dumps(u)) for u in updates if isinstance(u, dict) and "update_id" in u]
-        self.store.journal_updates(rows)
-        self._written.update(row[0] for row in rows)
-        if not sanitise:
-            return body
-        parsed = [readable(u) for u in updates]
-        if all(new is old for new, old in zip(parsed, updates)):
-            return body
-        answer["result"] = parsed
-        return json.dumps(answer).encode()
-
-    def write(self, update: Update) -> None:
-        if update.update_id in self._written:
-            self._written.discard(update.update_id)
-            return
-        try:
-            chat = update.effective_chat
-            payload = json.dumps(update.to_dict(), default=_json_default)
-            self.store.journal_updates([(update.update_id, chat.id if chat else None, payload)])
-        except Exception:  # an update we cannot serialise is still handled, just not journaled
-            log.exception("Could not journal update %s", update.update_id)
-
-
-def readable(update: Any) -> Any:
-    """``update`` if python-telegram-bot can read it, else only its update_id (logged).
-    (de_json copies what it reads, so ``update`` is not changed.)"""
-    try:
-        Update.de_json(update, None)
-    except Exception as exc:  # noqa: BLE001 - whatever the library raises, this update is skipped
-        return _skipped(update, exc)
-    return update
-
-
-def parse_update(data: dict[str, Any], bot: Any) -> Update:
-    """``data`` as an Update, or, when the library cannot read it, its bare update_id (logged)."""
-    try:
-        update = Update.de_json(data, bot)
-    except Exception as exc:  # noqa: BLE001 - as in readable
-        update = Update.de_json(_skipped(data, exc), bot)
-    assert update is not None
-    return update
-
-
-def _skipped(update: Any, exc: Exception) -> Any:
-    update_id = update.get("update_id") if isinstance(update, dict) else None
-    log.warning("Update %s cannot be read by python-telegram-bot (%s: %s); skipped", update_id, type(exc).__name__, exc)
-    return {"update_id": update_id} if isinstance(update_id, int) else update
-
-
-def _json_default(value: Any) -> Any:
-    """Some nested dates stay datetime objects in python-telegram-bot's to_dict; Telegram sends Unix time."""
-    if isinstance(value, dtm.datetime):
-        return int(value.timestamp())
-    return str(value)
-
-
-def _raw_chat_id(update: dict[str, Any]) -> int | None:
-    for key in ("message", "edited_message", "channel_post", "edited_channel_post", "business_message"):
-        if isinstance(update.get(key), dict):
-            return update[key].get("chat", {}).get("id")
-    query = update.get("callback_query")
-    if isinstance(query, dict):
-        message = query.get("message") or {}
-        return message.get("chat", {}).get("id") or query.get("from", {}).get("id")
-    return None
-
-
-class JournalingUpdatesRequest(AiohttpRequest):
-    """The getUpdates connection: journals each fetched batch before handing it to python-telegram-bot.
-
-    python-telegram-bot confirms a batch with the next getUpdates offset, before
-    handlers run; the journal is what survives a kill.
-    """
-
-    def __init__(self, journal: UpdateJournal) -> None:
-        super().__init__(1)
-        self.journal = journal
-        self.last_answer_at: float | None = None  # when Telegram last answered getUpdates
-        self.sanitise_next = False  # set by TolerantBot when the library could not read a batch
-
-    async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
-        status, body = await super().do_request(url, method, *args, **kwargs)
-        if status == 200 and url.endswith("/getUpdates"):
-            body = self.journal.write_raw(body, sanitise=self.sanitise_next)
-            self.sanitise_next = False
-            self.last_answer_at = time.time()  # the heartbeat reports it: polling works
-        return status, body
-
-
-class TolerantBot(ExtBot):  # type: ignore[type-arg]
-    """The application's Bot: a getUpdates batch the library cannot read is asked for again at
-    once, with the unreadable updates left out (a non-Telegram error there would end polling)."""
-
-    def __init__(self, token: str, *, polling: JournalingUpdatesRequest, **kwargs: Any) -> None:
-        super().__init__(token, get_updates_request=polling, **kwargs)
-        self._polling = polling  # (python-telegram-bot lets only _names be set on its objects)
-
-    async def get_updates(self, *args: Any, **kwargs: Any) -> tuple[Update, ...]:
-        try:
-            return await super().get_updates(*args, **kwargs)
-        except TelegramError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - whatever the library raises while reading the batch
-            log.warning("A batch of updates could not be read (%s: %s); reading it again, one by one", type(exc).__name__, exc)
-            self._polling.sanitise_next = True
-            return await super().get_updates(*args, **kwargs)
-
-
-class JournalingQueue(asyncio.Queue):  # type: ignore[type-arg]
-    """The Application's update queue: every update is journaled as it is queued (webhook mode included)."""
-
-    def __init__(self, journal: UpdateJournal) -> None:
-        super().__init__()
-        self.journal = journal
-
-    async def put(self, item: Any) -> None:
-        if isinstance(item, Update):
-            self.journal.write(item)
-        await super().put(item)
-
-
 class FrontDesk:
     """Turns updates into the core's events and carries out what the core decides
     (:class:`bot.core.desk.Desk`); staff topics are routed to their patients."""
@@ -324,29 +158,22 @@ class FrontDesk:
         self._saved_names: OrderedDict[int, tuple[str, str, str]] = OrderedDict()  # bounded: skips unchanged writes
         self.sender: OutboxSender | None = None
         self._background: list[asyncio.Task[None]] = []
-        self.polling: JournalingUpdatesRequest | None = None  # set by build_application
-        self._started_at = time.time()
         self._bot: Any = None  # the application's Bot, once started
-        self._staff_checked: dict[int, tuple[bool, float]] = {}  # user id -> (is staff, when asked)
+        self.roster = StaffRoster(self.staff_chat_id, config.staff_user_ids)
+        self.upkeep = Upkeep(config, store)
         self._left: set[int] = set()  # groups left (or tried), once each
-        self._health_server: Any = None  # bot.adapters.telegram.webhook.HealthServer, when health.port is set
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, application: Application) -> None:
         """Start-up checks, then replay journaled updates and start delivering the outbox."""
         await check_setup(application, self.config)
         self._bot = application.bot
+        self.roster.bot = application.bot
         rate = self.config.telegram.rate_limit
         limits = Limits(rate.overall_per_second, rate.chat_per_second, group_per_minute=int(rate.group_per_minute))
         self.sender = OutboxSender(application.bot, self.store, self.staff_chat_id, self, limits=limits)
         self._background.append(asyncio.create_task(self.sender.run(), name="outbox"))
-        self._background.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
-        self._background.append(asyncio.create_task(self._heartbeat(), name="heartbeat"))
-        if self.config.health_port and self.config.telegram.mode == "polling":
-            from bot.adapters.telegram.webhook import HealthServer  # (webhook mode serves /healthz on its own port)
-
-            self._health_server = HealthServer(lambda: current_health(self.store))
-            await self._health_server.start(self.config.health_listen, self.config.health_port)
+        await self.upkeep.start()
         for update_id, payload in self.store.pending_updates():
             try:
                 update = Update.de_json(json.loads(payload), application.bot)
@@ -358,9 +185,6 @@ class FrontDesk:
                 await application.update_queue.put(update)
 
     async def stop(self) -> None:
-        if self._health_server is not None:
-            await self._health_server.stop()
-            self._health_server = None
         if self.sender is not None:
             await self.sender.flush(SHUTDOWN_FLUSH_SECONDS)
             await self.sender.stop()
@@ -368,31 +192,7 @@ class FrontDesk:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
-        self._beat("stopped")
-
-    def _beat(self, mode: str) -> None:
-        last_poll = self.polling.last_answer_at if self.polling is not None else None
-        self.store.beat(pid=os.getpid(), mode=mode, started_at=self._started_at, last_poll_at=last_poll)
-
-    async def _heartbeat(self) -> None:
-        """For `python -m bot health` (another process): alive, in which mode, last getUpdates answered."""
-        while True:
-            try:
-                self._beat(self.config.telegram.mode)
-            except sqlite3.Error as exc:  # a busy or full disk must not end the heartbeat task
-                log.warning("Heartbeat not recorded: %s", exc)
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-
-    async def _housekeeping(self) -> None:
-        """Hourly: forget handled update ids Telegram can no longer re-send, apply the retention setting."""
-        while True:
-            now = time.time()
-            self.store.prune_journal(now - JOURNAL_KEEP_SECONDS)
-            if self.config.retention_days:
-                removed = self.store.delete_older_than(now - self.config.retention_days * 86_400)
-                if removed:
-                    log.info("Retention: deleted %d rows of personal data older than %d days", removed, self.config.retention_days)
-            await asyncio.sleep(3_600)
+        await self.upkeep.stop()
 
     def _wake(self, chat_id: int | None) -> None:
         if self.sender is not None:
@@ -454,9 +254,9 @@ class FrontDesk:
                 self._save_patient(chat.id, user.first_name or "", user.last_name or "", user.username or "")
             before = self.conversation(chat.id)
             if update.edited_message is not None:
-                outcome = self.desk.patient_edited(before, PatientEdited(_patient_message(update.edited_message)))
-            elif (event := self.event_for(update)) is not None:
-                message = _patient_message(update.message) if update.message is not None else None
+                outcome = self.desk.patient_edited(before, PatientEdited(patient_message(update.edited_message)))
+            elif (event := patient_event(update)) is not None:
+                message = patient_message(update.message) if update.message is not None else None
                 written = update.message.date if update.message is not None else dtm.datetime.now(dtm.timezone.utc)
                 outcome = self.desk.patient(before, FromPatient(event, message, time.monotonic(), written.astimezone(self.clinic_time)))
             else:
@@ -511,26 +311,6 @@ class FrontDesk:
             else:
                 self.store.enqueue(chat_id, effect)
 
-    def event_for(self, update: Update) -> Event | None:
-        """The core event for a patient's update, or None for what we ignore."""
-        if update.callback_query is not None:
-            return ButtonPressed(update.callback_query.data or "")
-        message = update.message
-        if message is None:
-            return None
-        if message.contact is not None:
-            return ContactShared(message.contact.phone_number)
-        if message.text is None and message.effective_attachment is None:
-            return None  # service messages (write access granted, pinned, ...) say nothing and cannot be copied
-        if message.text is not None:
-            command = parse_command(message.text)
-            if command is not None and command[0] in PATIENT_COMMANDS:
-                user = update.effective_user
-                return PatientCommand(command[0], language_hint=user.language_code if user is not None else None)
-            return PatientText(message.text)
-        kinds = ("sticker", "photo", "voice", "video", "document", "audio", "animation", "video_note", "location")
-        return UnsupportedMessage(next((k for k in kinds if getattr(message, k, None)), "other"))
-
     # -- what the outbox reports (bot.adapters.telegram.outbox.Reports) --------------------------------------
     def topic_gone(self, chat_id: int) -> tuple[Send, ...]:
         with self.store.transaction():
@@ -548,39 +328,10 @@ class FrontDesk:
         query = update.callback_query
         if query is not None:
             await _answer_quietly(query)
-        staff = await self._acts_as_staff(update)
+        staff = await self.roster.acts_as_staff(update)
         with self.store.transaction():
             self._handle_staff(update, staff)
             self.store.mark_update_done(update.update_id)
-
-    async def _acts_as_staff(self, update: Update) -> bool:
-        """Whether the sender may act as staff: an administrator of the staff group (asked
-        of Telegram, trusted for STAFF_CHECK_SECONDS) or one of staff.user_ids. Anyone can
-        be added to the group by mistake; only staff may write to patients."""
-        query = update.callback_query
-        message = update.message or update.edited_message
-        if query is None and message is not None and message.sender_chat is not None:
-            # An anonymous administrator posts as the group itself; only administrators can.
-            return message.sender_chat.id == self.staff_chat_id
-        user = query.from_user if query is not None else (message.from_user if message is not None else None)
-        if user is None or user.is_bot:
-            return False
-        if self.config.staff_user_ids:
-            return user.id in self.config.staff_user_ids
-        now = time.monotonic()
-        known = self._staff_checked.get(user.id)
-        if known is not None and now - known[1] < STAFF_CHECK_SECONDS:
-            return known[0]
-        try:
-            member = await self._bot.get_chat_member(self.staff_chat_id, user.id)
-            staff = member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
-        except (NetworkError, RetryAfter) as exc:
-            log.warning("Could not check whether user %s is staff: %s", user.id, exc)
-            return False  # not remembered: the next message asks again
-        except TelegramError:
-            staff = False  # Telegram's answer ("user not found"...) is an answer: remembered
-        self._staff_checked[user.id] = (staff, now)
-        return staff
 
     def _handle_staff(self, update: Update, staff: bool) -> None:
         query = update.callback_query
@@ -603,54 +354,10 @@ class FrontDesk:
             return
         if not staff:
             log.warning("Message in topic %s from user %s, who is not staff: not passed on", thread_id, sender.id)
-        event: StaffEvent
-        if query is not None:
-            event = StaffPressedClose(sender.id, staff)
-        elif edit is not None:
-            entities = edit.entities if edit.text is not None else edit.caption_entities
-            copy_id = self.store.patient_copy_of(edit.message_id)
-            event = StaffEdited(
-                sender.id, staff, copy_id, edit.text, edit.caption, json.dumps([e.to_dict() for e in entities])
-            )
-        else:
-            event = StaffWrote(
-                sender.id, staff, message.message_id, message.text, message.caption,
-                has_content=message.text is not None or message.effective_attachment is not None,
-                uncopyable=_uncopyable_kind(message),
-            )
+        copy_of = self.store.patient_copy_of(edit.message_id) if edit is not None and query is None else None
+        event = staff_event(update, message, sender.id, staff, patient_copy_id=copy_of)
         before = self.conversation(handoff.chat_id)
         self.carry_out(before, self.desk.staff(before, event))
-
-
-def _patient_message(message: Message) -> PatientMessage:
-    return PatientMessage(message.message_id, message.text, _uncopyable_kind(message), message.media_group_id)
-
-
-# Bot API: service messages, paid media, giveaways and invoices can't be copied, nor a quiz
-# whose answer the bot does not know. Service messages are recognised by these fields.
-_SERVICE_FIELDS = (
-    "new_chat_members", "left_chat_member", "new_chat_title", "new_chat_photo", "delete_chat_photo",
-    "group_chat_created", "supergroup_chat_created", "channel_chat_created", "message_auto_delete_timer_changed",
-    "migrate_to_chat_id", "migrate_from_chat_id", "pinned_message", "users_shared", "chat_shared", "gift",
-    "unique_gift", "connected_website", "write_access_allowed", "proximity_alert_triggered", "boost_added",
-    "chat_background_set", "forum_topic_created", "forum_topic_edited", "forum_topic_closed", "forum_topic_reopened",
-    "general_forum_topic_hidden", "general_forum_topic_unhidden", "giveaway_created", "giveaway_completed",
-    "video_chat_scheduled", "video_chat_started", "video_chat_ended", "video_chat_participants_invited", "web_app_data",
-)
-_UNCOPYABLE_CONTENT = ("invoice", "successful_payment", "refunded_payment", "passport_data", "paid_media", "giveaway", "giveaway_winners")
-
-
-def _uncopyable_kind(message: Message) -> str | None:
-    """What kind of message this is, if Telegram will not let a bot copy it (else None)."""
-    poll = message.poll
-    if poll is not None and poll.type == "quiz" and getattr(poll, "correct_option_id", None) is None:
-        return "quiz"
-    for kind in _UNCOPYABLE_CONTENT:
-        if getattr(message, kind, None):
-            return kind.replace("_", " ")
-    if any(getattr(message, field, None) for field in _SERVICE_FIELDS):
-        return "service message"
-    return None
 
 
 async def _answer_quietly(query: Any) -> None:
@@ -695,14 +402,14 @@ def build_application(config: Config, dialogue: Dialogue, store: Store) -> Appli
     """The one place where python-telegram-bot is wired to the core and the store."""
     desk = FrontDesk(config, dialogue, store)
     journal = UpdateJournal(store)
-    desk.polling = JournalingUpdatesRequest(journal)
+    polling = desk.upkeep.polling = JournalingUpdatesRequest(journal)
     bot = TolerantBot(
         config.telegram.token,
         base_url=config.telegram.api_base_url,
         base_file_url=config.telegram.api_file_url,
         # Many requests in flight, on aiohttp (see bot/adapters/telegram/http.py for why not httpx).
         request=AiohttpRequest(64),
-        polling=desk.polling,
+        polling=polling,
     )
     application = (
         ApplicationBuilder()

@@ -96,7 +96,7 @@ class OutboxSender:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``bot``: python-telegram-bot's Bot (the application's): every send is one of its requests."""
-        self.bot = bot
+        self.calls = TelegramCalls(bot, store, staff_chat_id)
         self.store = store
         self.staff_chat_id = staff_chat_id
         self.reports = reports
@@ -223,7 +223,7 @@ class OutboxSender:
         try:
             for attempt in range(TOPIC_REOPENS + 1):
                 try:
-                    await self._send(chat_id, send, batch)
+                    await self.calls.send(chat_id, send, batch)
                     break
                 except (BadRequest, NoTopic) as exc:
                     # Into the patient's topic and it is gone: the core decides what opens a new one.
@@ -272,7 +272,7 @@ class OutboxSender:
             return False
         try:
             for send in sends:
-                await self._send(chat_id, send, [])
+                await self.calls.send(chat_id, send, [])
         except TelegramError as exc:
             log.warning("Could not open a new topic for chat %s: %s", chat_id, exc)
             return False
@@ -289,8 +289,18 @@ class OutboxSender:
             self.reports.send_failed(chat_id, send, reason)
             self.wake(chat_id)
 
-    # -- the Telegram calls: one per kind of send ---------------------------------------------
-    async def _send(self, chat_id: int, send: Send, batch: list[OutboxEntry]) -> None:
+
+class TelegramCalls:
+    """Each kind of send as its one Bot API call, through python-telegram-bot's Bot. Decides
+    nothing: which send, when, and what follows a failure are the scheduler's and the core's."""
+
+    def __init__(self, bot: Any, store: Store, staff_chat_id: int) -> None:
+        self.bot = bot
+        self.store = store
+        self.staff_chat_id = staff_chat_id
+
+    async def send(self, chat_id: int, send: Send, batch: list[OutboxEntry]) -> None:
+        """Carry out ``send`` (with ``batch``: the patient texts sent with it, as one message)."""
         bot, staff = self.bot, self.staff_chat_id
         if isinstance(send, TextToPatient):
             await bot.send_message(chat_id, send.text, reply_markup=reply_markup(send))

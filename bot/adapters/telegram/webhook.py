@@ -4,7 +4,7 @@ python-telegram-bot's own server compares the secret with ``!=``, buffers any bo
 (tornado allows 100 MB), and answers an update it cannot read with HTTP 400 after
 logging the whole update, patient's words included. This one compares in constant
 time, refuses a body over MAX_BODY_BYTES before reading it, and skips an unreadable
-update like polling does (see bot.adapters.telegram.app.parse_update). It also answers
+update like polling does (see bot.adapters.telegram.journal.parse_update). It also answers
 ``GET /healthz`` for a load balancer or an uptime monitor.
 """
 
@@ -20,7 +20,8 @@ from telegram.ext import Application
 
 from bot.config import WebhookConfig
 from bot.service import Health
-from bot.adapters.telegram.app import ALLOWED_UPDATES, parse_update
+from bot.adapters.telegram.app import ALLOWED_UPDATES
+from bot.adapters.telegram.journal import parse_update
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Telegram's updates are a few kilobytes (a long message with entities: ~30 KB).
