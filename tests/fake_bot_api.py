@@ -15,7 +15,7 @@ The server speaks the Bot API over HTTP on 127.0.0.1, so the real ``telegram.Bot
         api.push_update(api.private_text(42, "/start"))
         reply = await api.wait_for_message(42)
 
-Like Telegram, it refuses what Telegram refuses (too long texts, broken HTML/MarkdownV2,
+Like Telegram, it refuses what Telegram refuses (too long texts, broken HTML,
 oversized callback data, unknown chats and topics, blocked users, ...) with Telegram's own
 error descriptions, so those bugs show up in tests instead of production.
 
@@ -49,8 +49,6 @@ __all__ = [
     "FakeBotApi",
     "UploadedFile",
     "parse_html",
-    "parse_markdown",
-    "parse_markdown_v2",
 ]
 
 JSONDict = dict[str, Any]
@@ -282,7 +280,7 @@ class _StoredFile:
 
 
 # --------------------------------------------------------------------------------------
-# Text formatting (HTML / MarkdownV2 / Markdown), modelled on TDLib's parsers
+# Text formatting (HTML), modelled on TDLib's parser
 # --------------------------------------------------------------------------------------
 
 
@@ -593,229 +591,6 @@ _MDV2_NAMES = {
 }
 
 
-def _is_escapable(ch: str) -> bool:
-    return 0 < ord(ch) <= 126
-
-
-def _read_escaped(src: str, j: int, closing: str) -> tuple[str, int]:
-    """The text from ``src[j]`` up to ``closing`` (unescaping ``\\x``), and where ``closing`` starts (or len(src))."""
-    chars: list[str] = []
-    n = len(src)
-    while j < n and not src.startswith(closing, j):
-        if src[j] == "\\" and j + 1 < n and _is_escapable(src[j + 1]):
-            chars.append(src[j + 1])
-            j += 2
-        else:
-            chars.append(src[j])
-            j += 1
-    return "".join(chars), j
-
-
-def _mdv2_code(src: str, i: int, out: _TextBuilder, entities: list[JSONDict]) -> int:
-    """Parse a `code` or ```pre``` block starting at ``i``; returns the index after it."""
-    n = len(src)
-    begin = _byte_offset(src, i)
-    is_pre = src.startswith("```", i)
-    j = i + (3 if is_pre else 1)
-    language = ""
-    if is_pre:
-        newline = src.find("\n", j)
-        first_line = src[j:newline] if newline >= 0 else ""
-        if newline >= 0 and first_line and not any(c.isspace() or c == "`" for c in first_line):
-            language, j = first_line, newline + 1
-    closing = "```" if is_pre else "`"
-    text, j = _read_escaped(src, j, closing)
-    if j >= n:
-        kind = "Pre" if is_pre else "Code"
-        raise EntityParseError(f"Can't find end of {kind} entity at byte offset {begin}")
-    start = out.pos
-    out.add(text)
-    if out.pos > start:
-        entity: JSONDict = {"type": "pre" if is_pre else "code", "offset": start, "length": out.pos - start}
-        if language:
-            entity["language"] = language
-        entities.append(entity)
-    return j + len(closing)
-
-
-def parse_markdown_v2(src: str) -> tuple[str, list[JSONDict]]:
-    """Parse MarkdownV2 into (text, entities); unescaped reserved characters are refused."""
-    out = _TextBuilder()
-    entities: list[JSONDict] = []
-    stack: list[tuple[str, int, int, int]] = []  # (type, utf16 pos, byte offset, text mark)
-    quote_start: int | None = None
-    n, i = len(src), 0
-    line_start = True
-    while i < n:
-        ch = src[i]
-        if line_start:
-            line_start = False
-            if ch == ">":
-                if quote_start is None:
-                    quote_start = out.pos
-                i += 1
-                continue
-            if quote_start is not None:
-                if out.pos - 1 > quote_start:
-                    entities.append(
-                        {"type": "blockquote", "offset": quote_start, "length": out.pos - 1 - quote_start}
-                    )
-                quote_start = None
-        if ch == "\n":
-            out.add(ch)
-            i += 1
-            line_start = True
-            continue
-        if ch == "\\" and i + 1 < n and _is_escapable(src[i + 1]):
-            out.add(src[i + 1])
-            i += 2
-            continue
-        if ch == "`":
-            i = _mdv2_code(src, i, out, entities)
-            continue
-        marker: str | None = None
-        if ch == "_":
-            marker = "underline" if src.startswith("__", i) else "italic"
-        elif ch == "*":
-            marker = "bold"
-        elif ch == "~":
-            marker = "strikethrough"
-        elif ch == "|" and src.startswith("||", i):
-            marker = "spoiler"
-        elif ch == "[":
-            marker = "text_link"
-        elif ch == "!" and src.startswith("![", i):
-            marker = "custom_emoji"
-        elif ch == "]" and stack and stack[-1][0] in ("text_link", "custom_emoji"):
-            i = _mdv2_close_link(src, i, out, entities, stack)
-            continue
-        if marker is None:
-            if ch in _MDV2_RESERVED:
-                raise EntityParseError(
-                    f"Character '{ch}' is reserved and must be escaped with the preceding '\\'"
-                )
-            out.add(ch)
-            i += 1
-            continue
-        width = 2 if marker in ("underline", "spoiler", "custom_emoji") else 1
-        if stack and stack[-1][0] == marker and marker not in ("text_link", "custom_emoji"):
-            kind, pos, _, _ = stack.pop()
-            if out.pos > pos:
-                entities.append({"type": kind, "offset": pos, "length": out.pos - pos})
-        else:
-            stack.append((marker, out.pos, _byte_offset(src, i), out.mark))
-        i += width
-    if quote_start is not None and out.pos > quote_start:
-        entities.append({"type": "blockquote", "offset": quote_start, "length": out.pos - quote_start})
-    if stack:
-        kind, _, begin, _ = stack[-1]
-        raise EntityParseError(f"Can't find end of {_MDV2_NAMES[kind]} entity at byte offset {begin}")
-    return out.text(), _sorted_entities(entities)
-
-
-def _mdv2_close_link(
-    src: str,
-    i: int,
-    out: _TextBuilder,
-    entities: list[JSONDict],
-    stack: list[tuple[str, int, int, int]],
-) -> int:
-    """Close ``[text](url)`` / ``![emoji](tg://emoji?id=...)`` at ``src[i] == ']'``."""
-    kind, pos, _, mark = stack.pop()
-    n = len(src)
-    i += 1
-    url: str | None = None
-    if i < n and src[i] == "(":
-        url, j = _read_escaped(src, i + 1, ")")
-        if j >= n:
-            raise EntityParseError(f"Can't find end of a URL at byte offset {_byte_offset(src, i + 1)}")
-        i = j + 1
-    length = out.pos - pos
-    if kind == "custom_emoji":
-        emoji = re.fullmatch(r"tg://emoji\?id=(\d+)", url or "")
-        if not emoji:
-            raise EntityParseError("Custom emoji entity must contain a tg://emoji URL")
-        if length > 0:
-            entities.append(
-                {"type": "custom_emoji", "offset": pos, "length": length, "custom_emoji_id": emoji.group(1)}
-            )
-    elif length > 0:
-        entity = _link_entity(url if url is not None else out.text_from(mark), pos, length)
-        if entity:
-            entities.append(entity)
-    return i
-
-
-def parse_markdown(src: str) -> tuple[str, list[JSONDict]]:
-    """Parse legacy Markdown (no nesting) into (text, entities)."""
-    out = _TextBuilder()
-    entities: list[JSONDict] = []
-    n, i = len(src), 0
-
-    def unclosed(at: int) -> EntityParseError:
-        return EntityParseError(
-            f"Can't find end of the entity starting at byte offset {_byte_offset(src, at)}"
-        )
-
-    while i < n:
-        ch = src[i]
-        if ch == "\\" and i + 1 < n and src[i + 1] in "_*`[":
-            out.add(src[i + 1])
-            i += 2
-            continue
-        if ch in "_*":
-            end = src.find(ch, i + 1)
-            if end < 0:
-                raise unclosed(i)
-            start = out.pos
-            out.add(src[i + 1 : end])
-            if out.pos > start:
-                kind = "bold" if ch == "*" else "italic"
-                entities.append({"type": kind, "offset": start, "length": out.pos - start})
-            i = end + 1
-            continue
-        if ch == "`":
-            is_pre = src.startswith("```", i)
-            marker = "```" if is_pre else "`"
-            end = src.find(marker, i + len(marker))
-            if end < 0:
-                raise unclosed(i)
-            inner = src[i + len(marker) : end]
-            language = ""
-            if is_pre and "\n" in inner:
-                first, rest = inner.split("\n", 1)
-                if first and not any(c.isspace() for c in first):
-                    language, inner = first, rest
-            start = out.pos
-            out.add(inner)
-            if out.pos > start:
-                entity: JSONDict = {"type": "pre" if is_pre else "code", "offset": start, "length": out.pos - start}
-                if language:
-                    entity["language"] = language
-                entities.append(entity)
-            i = end + len(marker)
-            continue
-        if ch == "[":
-            end = src.find("]", i + 1)
-            if end < 0:
-                raise unclosed(i)
-            start, inner = out.pos, src[i + 1 : end]
-            out.add(inner)
-            i = end + 1
-            if i < n and src[i] == "(":
-                close = src.find(")", i + 1)
-                if close < 0:
-                    raise unclosed(i)
-                entity = _link_entity(src[i + 1 : close], start, out.pos - start)
-                if entity and out.pos > start:
-                    entities.append(entity)
-                i = close + 1
-            continue
-        out.add(ch)
-        i += 1
-    return out.text(), _sorted_entities(entities)
-
-
 def _trim(text: str, entities: list[JSONDict]) -> tuple[str, list[JSONDict]]:
     """Strip surrounding whitespace as Telegram does, keeping entity offsets consistent."""
     left = text.lstrip()
@@ -839,11 +614,9 @@ def format_text(
     if isinstance(explicit_entities, list) and explicit_entities:
         return _trim(text, [dict(e) for e in explicit_entities])
     mode = (parse_mode or "").lower() if isinstance(parse_mode, str) else ""
-    parsers: dict[str, Callable[[str], tuple[str, list[JSONDict]]]] = {
-        "html": parse_html,
-        "markdownv2": parse_markdown_v2,
-        "markdown": parse_markdown,
-    }
+    # HTML only: the one mode the bot sends (Telegram's Markdown modes would need parsers of
+    # their own, which no test needs).
+    parsers: dict[str, Callable[[str], tuple[str, list[JSONDict]]]] = {"html": parse_html}
     if mode and mode not in parsers:
         raise _bad_request("unsupported parse_mode")
     if not mode:

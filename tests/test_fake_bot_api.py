@@ -22,7 +22,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageH
 # aiohttp powers the fake server; skip (rather than break collection) where it is missing.
 aiohttp = pytest.importorskip("aiohttp")
 
-from tests.fake_bot_api import Call, FakeBotApi, parse_html, parse_markdown_v2  # noqa: E402
+from tests.fake_bot_api import Call, FakeBotApi, parse_html  # noqa: E402
 
 USER = 424242
 STAFF = -1001234567890
@@ -173,23 +173,6 @@ def test_html_parser_supports_telegram_tags() -> None:
     ]
     assert entities[11]["url"] == "https://example.com/" and entities[13]["language"] == "python"
     assert entities[15]["offset"] == 15 and entities[15]["length"] == 2  # UTF-16 units
-
-
-async def test_markdown_v2_needs_escaping(api: FakeBotApi, bot: Bot) -> None:
-    api.add_private_chat(USER)
-    with pytest.raises(BadRequest, match=r"(?i)character '!' is reserved"):
-        await bot.send_message(USER, "Hello!", parse_mode=ParseMode.MARKDOWN_V2)
-    with pytest.raises(BadRequest, match="(?i)can't find end of bold entity"):
-        await bot.send_message(USER, "*bold", parse_mode=ParseMode.MARKDOWN_V2)
-    sent = await bot.send_message(USER, r"*Hi* \- see [site](https://example.com)\!", parse_mode=ParseMode.MARKDOWN_V2)
-    assert sent.text == "Hi - see site!"
-    assert [e.type for e in sent.entities] == ["bold", "text_link"]
-
-
-def test_markdown_v2_parser_entities() -> None:
-    text, entities = parse_markdown_v2("_it_ __un__ ~st~ ||sp|| `co\\`de`\n>quote")
-    assert text == "it un st sp co`de\nquote"
-    assert [e["type"] for e in entities] == ["italic", "underline", "strikethrough", "spoiler", "code", "blockquote"]
 
 
 async def test_callback_data_over_64_bytes_is_refused(api: FakeBotApi, bot: Bot) -> None:
