@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.config import Config, ConfigError
+from bot.core.desk import Desk
 from bot.core.dialogue import Dialogue
 from bot.core.knowledge import ClinicFacts
 from bot.knowledge_files import load_knowledge
@@ -37,6 +38,16 @@ def build_dialogue(config: Config) -> Dialogue:
     return Dialogue(knowledge, phone_region=config.phone_region, clinic=config.clinic, staff_keep_records=config.staff_keep_records)
 
 
+def build_desk(config: Config, dialogue: Dialogue | None = None) -> Desk:
+    """The front desk for this deployment, as every channel (Telegram, the console) runs it."""
+    return Desk(
+        dialogue or build_dialogue(config),
+        transcript_lines=config.transcript_lines,
+        keep_records=config.staff_keep_records,
+        hours=config.staff_hours,
+    )
+
+
 def run_telegram(config: Config) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code."""
     from telegram.error import InvalidToken, TelegramError
@@ -45,7 +56,7 @@ def run_telegram(config: Config) -> int:
 
     configure_logging(config.log_level, [config.telegram.token, config.telegram.webhook.secret_token], style=config.log_format)
     log = logging.getLogger("bot")
-    dialogue = build_dialogue(config)
+    desk = build_desk(config)
     lock = InstanceLock(config.storage_path)
     try:
         lock.acquire()
@@ -58,7 +69,7 @@ def run_telegram(config: Config) -> int:
         store.close()
         lock.release()
         return reached
-    application = build_application(config, dialogue, store)
+    application = build_application(config, desk, store)
     try:
         if config.telegram.mode == "webhook":
             asyncio.run(serve_webhook(application, config, store))

@@ -62,9 +62,23 @@ def _jsonl_record(step) -> dict[str, object]:  # noqa: ANN001
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from bot.adapters.console.chat import run_console
+    """The console chat: the same desk as Telegram, from the same config (clinic facts, staff hours)."""
+    from dataclasses import replace
+    from zoneinfo import ZoneInfo
 
-    dialogue = getattr(args, "dialogue", None) or _build_dialogue(args.faq)
+    from bot.adapters.console.chat import run_console
+    from bot.app import build_desk
+
+    config = _config_or_none(args, require_staff=False)
+    if config is None:
+        return EXIT_CONFIG
+    if args.faq is not None:
+        config = replace(config, faq_path=Path(args.faq))
+    try:
+        desk = build_desk(config)
+    except ConfigError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     interactive = sys.stdin.isatty()
 
     def prompt() -> None:
@@ -80,7 +94,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             yield line
 
     try:
-        run_console(dialogue, lines(), sys.stdout, prompt)
+        run_console(desk, lines(), sys.stdout, prompt, clinic_time=ZoneInfo(config.timezone))
     except KeyboardInterrupt:
         print()
     if not interactive and read == 0:
@@ -111,9 +125,6 @@ def cmd_start(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     if not config.has_token:
         print(NO_TOKEN_NOTICE, file=sys.stderr)
-        from bot.app import build_dialogue
-
-        args.dialogue = build_dialogue(config) if args.faq is None else _build_dialogue(args.faq, config.clinic)
         return cmd_chat(args)
     return run_telegram(config)
 
@@ -372,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--jsonl", action="store_true", help="read one message per line on stdin, write one JSON object per line")
     ask.set_defaults(func=cmd_ask)
 
-    chat = sub.add_parser("chat", help="talk to the bot in the console")
+    chat = sub.add_parser("chat", help="talk to the bot in the console (the config's clinic facts and staff hours apply)")
+    chat.add_argument("--config", help="config file (default: $BOT_CONFIG, else config.yaml beside the project, if present)")
     chat.set_defaults(func=cmd_chat)
 
     config_help = "config file (default: $BOT_CONFIG, else config.yaml beside the project, if present)"

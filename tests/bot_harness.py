@@ -9,7 +9,7 @@ from typing import Any
 from telegram.ext import Application
 
 from bot.config import Config, RateLimitConfig, TelegramConfig
-from bot.app import build_dialogue
+from bot.app import build_desk, build_dialogue
 from bot.adapters.sqlite.store import Store
 from bot.adapters.telegram.app import ALLOWED_UPDATES, build_application
 from tests.conftest import FAQ_DIR
@@ -56,7 +56,7 @@ class BotHarness:
 
     async def start(self) -> None:
         self.store = Store(self.config.storage_path)
-        self.application = build_application(self.config, self.dialogue, self.store)
+        self.application = build_application(self.config, build_desk(self.config, self.dialogue), self.store)
         await self.application.initialize()
         await self.desk.start(self.application)  # what post_init does under run_polling
         assert self.application.updater is not None

@@ -199,3 +199,13 @@ def test_the_console_knows_every_command_telegram_knows(knowledge) -> None:  # n
     assert texts["forget_confirm"] in out and texts["forgotten"] in out  # /forget is a command, not a question
     assert texts["human"] in out and "(passed on to staff)" in out
     assert texts["handoff_ended_by_patient"] in out
+
+
+def test_the_console_runs_the_same_desk_from_the_same_config(knowledge, tmp_path: Path) -> None:  # noqa: ANN001
+    config = tmp_path / "config.yaml"
+    # Staff in for one minute a week, Sunday just after midnight: any other time is outside.
+    config.write_text('staff: {hours: {sun: "00:00-00:01"}}\nclinic: {phone: "+82 2-555-0100"}\n')
+    result = run_bot("chat", "--config", str(config), stdin="/human\n/end\nwhat is your phone number\n/quit\n")
+    assert result.returncode == 0, result.stderr
+    assert knowledge.texts["handoff_hours_closed"].format(when="Sunday 00:00") in result.stdout
+    assert "+82 2-555-0100" in result.stdout  # the operator's clinic facts, as in Telegram

@@ -244,14 +244,15 @@ async def test_startup_says_what_to_fix_when_the_staff_group_is_wrong(api: FakeB
 async def test_webhook_mode_refuses_wrong_secrets_and_huge_bodies_and_skips_unreadable_updates(
     api: FakeBotApi, tmp_path: Path, unused_tcp_port: int
 ) -> None:
-    from bot.config import WebhookConfig
     from bot.adapters.sqlite.store import Store
     from bot.adapters.telegram.app import build_application
+    from bot.app import build_desk
+    from bot.config import WebhookConfig
     from bot.adapters.telegram.webhook import open_webhook
 
     harness = BotHarness(api, tmp_path)
     store = Store(tmp_path / "wh.sqlite3")
-    application = build_application(harness.config, harness.dialogue, store)
+    application = build_application(harness.config, build_desk(harness.config, harness.dialogue), store)
     await application.initialize()
     await application.bot_data["desk"].start(application)
     url = f"http://127.0.0.1:{unused_tcp_port}/telegram"

@@ -8,6 +8,7 @@ in the console, so what would go to them is shown as a note.
 
 from __future__ import annotations
 
+import datetime as dtm
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -15,7 +16,7 @@ from typing import TextIO
 
 from bot.core.commands import PATIENT_COMMANDS, parse_command
 from bot.core.desk import Conversation, Desk, Effect, ForgetEverything, FromPatient, PatientMessage, StoreBooking
-from bot.core.dialogue import ButtonPressed, Dialogue, Event, PatientCommand, PatientText, Reply
+from bot.core.dialogue import ButtonPressed, Event, PatientCommand, PatientText, Reply
 from bot.core.outgoing import CardToTopic, PatientMessageToTopic, TextToPatient
 
 QUIT_COMMANDS = frozenset({"/quit", "/exit"})
@@ -62,16 +63,19 @@ def describe(effect: Effect) -> str | None:
     return None
 
 
-def run_console(dialogue: Dialogue, lines: Iterable[str], out: TextIO, prompt: Callable[[], None] | None = None) -> None:
-    """Chat over ``lines`` (stdin in real use) until /quit or end of input."""
-    desk = Desk(dialogue)
+def run_console(
+    desk: Desk, lines: Iterable[str], out: TextIO, prompt: Callable[[], None] | None = None, *, clinic_time: dtm.tzinfo | None = None
+) -> None:
+    """Chat over ``lines`` (stdin in real use) until /quit or end of input; ``clinic_time``: the
+    clinic's time zone (staff hours), as the config gives it."""
     conversation = Conversation(CONSOLE_CHAT_ID)
     event: Event = PatientCommand("start")
     lines_iter = iter(lines)
     footer = "(type your question, a number to pick a choice, /help for commands, /quit to leave)"
     for number in range(1, 1_000_000_000):
         message = PatientMessage(number, event.text) if isinstance(event, PatientText) else None
-        outcome = desk.patient(conversation, FromPatient(event, message, time.monotonic()))
+        now = dtm.datetime.now(clinic_time) if clinic_time is not None else None
+        outcome = desk.patient(conversation, FromPatient(event, message, time.monotonic(), now))
         conversation = replace(outcome.conversation, recent=())  # the console keeps no transcript
         choices: list[Choice] = []
         for effect in outcome.effects:

@@ -62,7 +62,7 @@ from bot.core.desk import (
     StoreRating,
     Transcribe,
 )
-from bot.core.dialogue import Dialogue, RecordUnanswered
+from bot.core.dialogue import RecordUnanswered
 from bot.core.outgoing import Send
 
 log = logging.getLogger(__name__)
@@ -147,11 +147,9 @@ class FrontDesk:
     """Turns updates into the core's events and carries out what the core decides
     (:class:`bot.core.desk.Desk`); staff topics are routed to their patients."""
 
-    def __init__(self, config: Config, dialogue: Dialogue, store: Store) -> None:
+    def __init__(self, config: Config, desk: Desk, store: Store) -> None:
         self.config = config
-        self.desk = Desk(
-            dialogue, transcript_lines=config.transcript_lines, keep_records=config.staff_keep_records, hours=config.staff_hours
-        )
+        self.desk = desk
         self.clinic_time = ZoneInfo(config.timezone)
         self.store = store
         self.staff_chat_id = config.telegram.staff_chat_id
@@ -398,11 +396,12 @@ async def check_setup(application: Application, config: Config) -> None:
     await bot.set_my_commands([BotCommand(name, texts[f"command_{name}"]) for name in PATIENT_COMMANDS])
 
 
-def build_application(config: Config, dialogue: Dialogue, store: Store) -> Application:
+def build_application(config: Config, desk: Desk, store: Store) -> Application:
     """The one place where python-telegram-bot is wired to the core and the store."""
-    desk = FrontDesk(config, dialogue, store)
+    dialogue = desk.dialogue
+    front = FrontDesk(config, desk, store)
     journal = UpdateJournal(store)
-    polling = desk.upkeep.polling = JournalingUpdatesRequest(journal)
+    polling = front.upkeep.polling = JournalingUpdatesRequest(journal)
     bot = TolerantBot(
         config.telegram.token,
         base_url=config.telegram.api_base_url,
@@ -416,12 +415,12 @@ def build_application(config: Config, dialogue: Dialogue, store: Store) -> Appli
         .bot(bot)
         .update_queue(JournalingQueue(journal))
         .concurrent_updates(PerChatUpdateProcessor())
-        .post_init(desk.start)
-        .post_stop(lambda _app: desk.stop())
+        .post_init(front.start)
+        .post_stop(lambda _app: front.stop())
         .build()
     )
-    application.bot_data["desk"] = desk
+    application.bot_data["desk"] = front
     application.bot_data["texts"] = dialogue.texts
-    application.add_handler(TypeHandler(Update, desk.on_update))
+    application.add_handler(TypeHandler(Update, front.on_update))
     application.add_error_handler(_on_error)
     return application
