@@ -43,7 +43,6 @@ def build_desk(config: Config, dialogue: Dialogue | None = None) -> Desk:
     return Desk(
         dialogue or build_dialogue(config),
         transcript_lines=config.transcript_lines,
-        keep_records=config.staff_keep_records,
         hours=config.staff_hours,
     )
 

@@ -145,7 +145,7 @@ def test_forget_in_a_handoff_deletes_first_and_the_topic_with_it(dialogue: Dialo
 
 
 def test_forget_when_the_clinic_keeps_records_closes_the_topic_and_says_so(knowledge: KnowledgeBase) -> None:
-    desk = Desk(Dialogue(knowledge, staff_keep_records=True), keep_records=True)
+    desk = Desk(Dialogue(knowledge, staff_keep_records=True))
     asked = command(desk, handed_off(desk), "forget").conversation
     done = say(desk, asked, desk.dialogue.texts["button_forget_yes"])
     assert kinds(done)[1:] == [NoticeToTopic, CloseTopic, TextToPatient]

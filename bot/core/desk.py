@@ -255,13 +255,15 @@ class Desk:
     """Decides what happens for each patient and staff event (see the module's rules)."""
 
     def __init__(
-        self, dialogue: Dialogue, *, transcript_lines: int = 12, keep_records: bool = False, hours: StaffHours | None = None
+        self, dialogue: Dialogue, *, transcript_lines: int = 12, hours: StaffHours | None = None
     ) -> None:
         self.dialogue = dialogue
         self.hours = hours if hours is not None and hours.any else None
         self.staff_texts = dialogue.texts  # staff read the clinic's default language
         self.transcript_lines = transcript_lines
-        self.keep_records = keep_records
+        # After /forget the staff topic stays as the clinic's record: the dialogue's setting,
+        # which also decides what the patient is told.
+        self.keep_records = dialogue.staff_keep_records
         # The desk's only memory between events, seconds long by nature: kept in the
         # process rather than the database (a restart forgets it, harmlessly).
         self.flood = FloodGuard()
@@ -369,10 +371,12 @@ class Desk:
         work.effects.append(NoticeToTopic(notice))
         return Outcome(work.conversation, tuple(work.effects))
 
-    def orphan_topic(self, *, forgotten: bool) -> tuple[Send, ...]:
+    def orphan_topic(self, thread_id: int, *, forgotten: bool) -> tuple[Send, ...]:
         """Staff wrote in a topic that belongs to no patient: one whose patient was
         forgotten (told, when the clinic keeps such topics), or one we did not open."""
-        return (NoticeToTopic(self.staff_texts["staff_patient_forgotten"]),) if forgotten and self.keep_records else ()
+        if not (forgotten and self.keep_records):
+            return ()
+        return (NoticeToTopic(self.staff_texts["staff_patient_forgotten"], thread_id=thread_id),)
 
     # -- what the sender reports -----------------------------------------------------
     def topic_gone(self, conversation: Conversation) -> Outcome:

@@ -9,6 +9,7 @@ in the console, so what would go to them is shown as a note.
 from __future__ import annotations
 
 import datetime as dtm
+import itertools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -72,7 +73,7 @@ def run_console(
     event: Event = PatientCommand("start")
     lines_iter = iter(lines)
     footer = "(type your question, a number to pick a choice, /help for commands, /quit to leave)"
-    for number in range(1, 1_000_000_000):
+    for number in itertools.count(1):  # the console's message ids
         message = PatientMessage(number, event.text) if isinstance(event, PatientText) else None
         now = dtm.datetime.now(clinic_time) if clinic_time is not None else None
         outcome = desk.patient(conversation, FromPatient(event, message, time.monotonic(), now))

@@ -13,7 +13,6 @@ import json
 import os
 import sqlite3
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -434,10 +433,18 @@ class Store:
         rows = self._db.execute("SELECT DISTINCT chat_id FROM outbox WHERE status = 'pending'").fetchall()
         return [int(r[0]) for r in rows]
 
-    def pending_sends(self, chat_id: int, limit: int = 50) -> list[OutboxEntry]:
+    def pending_sends(
+        self, chat_id: int, limit: int = 50, *, kinds: tuple[str, ...] = (), other_kinds: bool = False
+    ) -> list[OutboxEntry]:
+        """The chat's first ``limit`` pending sends, in order; with ``kinds``, only those kinds
+        (``other_kinds``: all but those), so a lane reads only its own rows."""
+        where = ""
+        if kinds:
+            where = f" AND kind {'NOT IN' if other_kinds else 'IN'} ({', '.join('?' * len(kinds))})"
         rows = self._db.execute(
-            "SELECT id, chat_id, kind, payload, attempts FROM outbox WHERE status = 'pending' AND chat_id = ? ORDER BY id LIMIT ?",
-            (chat_id, limit),
+            "SELECT id, chat_id, kind, payload, attempts FROM outbox WHERE status = 'pending' AND chat_id = ?"  # noqa: S608 - placeholders only
+            f"{where} ORDER BY id LIMIT ?",
+            (chat_id, *kinds, limit),
         ).fetchall()
         return [_outbox_entry(int(r[0]), int(r[1]), r[2], r[3], int(r[4])) for r in rows]
 
@@ -499,8 +506,8 @@ class Store:
     def report(self, since: float) -> Report:
         """What happened since ``since`` (a Unix time): handoffs, first staff replies, ratings, unanswered questions."""
         db = self._db
-        opened = Counter({r[0]: int(r[1]) for r in db.execute(
-            "SELECT reason, COUNT(*) FROM handoff_events WHERE kind = 'opened' AND created_at >= ? GROUP BY reason", (since,))})
+        opened = {r[0]: int(r[1]) for r in db.execute(
+            "SELECT reason, COUNT(*) FROM handoff_events WHERE kind = 'opened' AND created_at >= ? GROUP BY reason", (since,))}
         waits: list[float] = []
         unanswered_handoffs = 0
         events = db.execute(
@@ -524,7 +531,7 @@ class Store:
             "SELECT LOWER(question), COUNT(*) AS n FROM unanswered WHERE created_at >= ? GROUP BY LOWER(question) "
             "ORDER BY n DESC, LOWER(question) LIMIT 20", (since,)).fetchall()
         return Report(
-            handoffs=dict(opened), first_reply_seconds=sorted(waits), still_waiting=len(waiting_since),
+            handoffs=opened, first_reply_seconds=sorted(waits), still_waiting=len(waiting_since),
             closed_unanswered=unanswered_handoffs, helpful=int(ratings.get(1, 0)), unhelpful=int(ratings.get(0, 0)),
             unanswered=[(q, int(n)) for q, n in questions],
         )

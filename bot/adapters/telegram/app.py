@@ -347,8 +347,8 @@ class FrontDesk:
         if handoff is None:
             # (A deleted topic gets no notice: a message racing its deletion has nowhere to go.)
             if query is None:
-                for notice in self.desk.orphan_topic(forgotten=self.store.is_forgotten_topic(thread_id)):
-                    self.store.enqueue(0, replace(notice, thread_id=thread_id))
+                for notice in self.desk.orphan_topic(thread_id, forgotten=self.store.is_forgotten_topic(thread_id)):
+                    self.store.enqueue(0, notice)
             return
         if not staff:
             log.warning("Message in topic %s from user %s, who is not staff: not passed on", thread_id, sender.id)

@@ -59,9 +59,12 @@ THREAD_GONE = ("message thread not found", "topic_deleted", "thread not found", 
 TOPIC_ALREADY_GONE = THREAD_GONE + ("topic_id_invalid", "topic_closed", "topic_not_modified")
 MAX_TEXT = 4_096
 TOPIC_REOPENS = 3  # new topics opened for one send whose topic keeps disappearing
-LOOK_AHEAD = 200  # pending sends read per conversation to find the head of each lane
-# Sends into the patient's own chat (their lane); everything else goes into the staff group.
-TO_PATIENT = (TextToPatient, StaffMessageToPatient, CorrectedTextToPatient, CorrectedCaptionToPatient)
+BATCH_LOOK_AHEAD = 50  # pending sends read to find the patient texts that can go out as one message
+# Kinds of send into the patient's own chat (their lane; the previous version's names too);
+# everything else goes into the staff group.
+PATIENT_LANE_KINDS = tuple(
+    cls.__name__ for cls in (TextToPatient, StaffMessageToPatient, CorrectedTextToPatient, CorrectedCaptionToPatient)
+) + ("patient_text", "patient_copy", "patient_edit")
 
 
 class Reports(Protocol):
@@ -169,27 +172,24 @@ class OutboxSender:
             chats = self._woken
         self._woken = set()
         for chat_id in chats:
-            heads: dict[Lane, OutboxEntry] = {}
-            for entry in self.store.pending_sends(chat_id, LOOK_AHEAD):
-                heads.setdefault(self._lane(chat_id, entry.send), entry)
             for lane in ((chat_id, "patient"), (chat_id, "staff")):
-                head = heads.get(lane)  # type: ignore[call-overload]
-                if head is None:
+                heads = self._pending(lane, 1)  # type: ignore[arg-type]
+                if not heads:
                     self.scheduler.withdraw(lane)  # type: ignore[arg-type]
                 else:
                     destination = chat_id if lane[1] == "patient" else self.staff_chat_id
-                    self.scheduler.offer(lane, destination, urgent=getattr(head.send, "urgent", False))  # type: ignore[arg-type]
+                    self.scheduler.offer(lane, destination, urgent=getattr(heads[0].send, "urgent", False))  # type: ignore[arg-type]
 
-    @staticmethod
-    def _lane(chat_id: int, send: Send | None) -> Lane:
-        to_patient = send is None or isinstance(send, TO_PATIENT)
-        return (chat_id, "patient") if to_patient else (chat_id, "staff")
+    def _pending(self, lane: Lane, limit: int) -> list[OutboxEntry]:
+        """The lane's first pending sends. The lane is the stored kind's: sends to the patient,
+        or everything else (into the staff group; a row no one can read fails there)."""
+        return self.store.pending_sends(lane[0], limit, kinds=PATIENT_LANE_KINDS, other_kinds=lane[1] == "staff")
 
     async def _deliver_lane(self, lane: Lane) -> None:
         chat_id = lane[0]
         retry_at = None
         try:
-            entries = [e for e in self.store.pending_sends(chat_id, LOOK_AHEAD) if self._lane(chat_id, e.send) == lane]
+            entries = self._pending(lane, BATCH_LOOK_AHEAD if lane[1] == "staff" else 1)
             if entries:
                 retry_at = await self._deliver(lane, self._batch(entries))
         finally:

@@ -123,6 +123,8 @@ class Scheduler:
         One look at all lanes serves a whole batch: with many patients waiting, a look per send
         would cost more than the send."""
         soonest = math.inf
+        if len(self._paused) > 256:  # pauses that are over need no memory
+            self._paused = {d: until for d, until in self._paused.items() if until > now}
         candidates = []
         for lane, state in self._lanes.items():
             if state.busy:
